@@ -1,0 +1,83 @@
+"""Scoped forward hooks on the modules the probe records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossdoctor.probe.kinds import fan_in, module_kind
+from lossdoctor.probe.recorder import Recorder
+
+
+def first_tensor(x: Any) -> torch.Tensor | None:
+    """The first tensor in a (nested) tuple/list/dict, or ``x`` itself."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (tuple, list)):
+        for item in x:
+            t = first_tensor(item)
+            if t is not None:
+                return t
+    logits = getattr(x, "logits", None)
+    return logits if isinstance(logits, torch.Tensor) else None
+
+
+@contextmanager
+def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
+    """Record linear, conv, norm, embedding and activation modules while the block runs.
+
+    Hooks are registered on entry and always removed on exit. Activation inputs are measured
+    in the pre-hook, because ``inplace=True`` activations overwrite them.
+    """
+    handles: list[Any] = []
+    before: dict[int, tuple[Any, Any, Any]] = {}
+
+    for name, m in model.named_modules():
+        kind_op = module_kind(m)
+        if kind_op is None:
+            continue
+        kind, op = kind_op
+        label = name or type(m).__name__
+
+        def pre_hook(mod: nn.Module, args: Any, _kind: str = kind, _op: str = op) -> None:
+            rec.depth += 1
+            x = first_tensor(args)
+            pre = sat = None
+            if _kind == "activation" and x is not None and x.is_floating_point():
+                pre = rec.pre_stats(x)
+                sat = rec.saturation(_op, x)
+            before[id(mod)] = (rec.producer(x), pre, sat)
+
+        def post_hook(
+            mod: nn.Module, args: Any, output: Any,
+            _kind: str = kind, _op: str = op, _label: str = label,
+        ) -> None:
+            rec.depth -= 1
+            source, pre, sat = before.pop(id(mod), (None, None, None))
+            out = first_tensor(output)
+            if out is None or not out.is_floating_point():
+                return
+            x = first_tensor(args)
+            weight = getattr(mod, "weight", None)
+            has_weight = _kind in ("linear", "conv") and isinstance(weight, torch.Tensor)
+            rec.record(
+                _label, _kind, _op,
+                x if pre is None else None, out, pre=pre, saturated=sat,
+                weight=weight if has_weight else None,
+                fan_in=fan_in(mod) if has_weight else None,
+                source=source,
+            )
+
+        handles.append(m.register_forward_pre_hook(pre_hook))
+        handles.append(m.register_forward_hook(post_hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

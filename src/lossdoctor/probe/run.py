@@ -1,0 +1,333 @@
+"""Run one batch through the model and the loss under the probe and return a :class:`Trace`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossdoctor.errors import LossFnError, ModelError
+from lossdoctor.probe import nonfinite
+from lossdoctor.probe.guard import Snapshot
+from lossdoctor.probe.hooks import first_tensor, module_hooks
+from lossdoctor.probe.kinds import LOSSES, is_norm
+from lossdoctor.probe.ops import LossCall, LossTaint, OpsMode, grad_fn_producer
+from lossdoctor.probe.readback import reduce
+from lossdoctor.probe.recorder import Recorder, stats_from
+from lossdoctor.task import infer_task
+from lossdoctor.trace import (
+    InputStats,
+    LossStats,
+    OptimizerStats,
+    OutputStats,
+    ParamStats,
+    TargetStats,
+    Task,
+    TensorStats,
+    Trace,
+)
+
+ADAM_FAMILY = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafactor"})
+
+
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """Call the model the way the inputs are packed: tensor, tuple/list of args, or kwargs."""
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def tensor_stats(t: torch.Tensor) -> TensorStats:
+    """Statistics of one tensor, read back at once (used for the few whole-batch tensors)."""
+    return stats_from(tuple(t.shape), reduce(t).cpu().tolist())
+
+
+def _target_stats(t: torch.Tensor, ignore_index: int | None) -> TargetStats:
+    with torch.no_grad():
+        st = tensor_stats(t)
+        is_float = t.is_floating_point()
+        dtype = "bool" if t.dtype == torch.bool else ("float" if is_float else "int")
+        x = t.detach().double()
+        finite = bool(torch.isfinite(x).all()) if is_float else True
+        integer_valued = bool((x == x.round()).all()) if finite else False
+        binary = bool(((x == 0) | (x == 1)).all())
+        rows = x.dim() >= 2 and x.shape[1] > 1
+        onehot = rows and binary and bool((x.sum(1) == 1).all())
+        prob = (
+            rows and finite and st.min >= 0 and st.max <= 1
+            and bool(((x.sum(1) - 1).abs() <= 1e-3).all())
+        )
+        counts: dict[int, int] = {}
+        if integer_valued and x.numel() and (not is_float or not rows):
+            values, n = torch.unique(t.detach().reshape(-1), return_counts=True)
+            if values.numel() <= 100_000:
+                counts = {
+                    int(v): int(c)
+                    for v, c in zip(values.tolist(), n.tolist(), strict=True)
+                    if ignore_index is None or int(v) != ignore_index
+                }
+        return TargetStats(
+            stats=st, dtype=dtype, integer_valued=integer_valued, binary=binary,
+            onehot_rows=onehot, prob_rows=prob, class_counts=counts,
+            var=st.std**2, mean_sq=st.rms**2,
+        )
+
+
+def _prediction_stats(t: torch.Tensor, producer: str | None) -> OutputStats:
+    with torch.no_grad():
+        st = tensor_stats(t)
+        unit = st.nonfinite == 0 and st.numel > 0 and st.min >= 0 and st.max <= 1
+        rows = (
+            unit and t.dim() >= 2 and t.shape[1] > 1
+            and bool(((t.detach().double().sum(1) - 1).abs() <= 1e-3).all())
+        )
+        return OutputStats(stats=st, producer=producer, in_unit_interval=unit, rows_sum_to_one=rows)
+
+
+def _input_stats(inputs: Any) -> InputStats | None:
+    x = first_tensor(inputs)
+    if x is None or not x.is_floating_point() or x.numel() == 0:
+        return None
+    with torch.no_grad():
+        st = tensor_stats(x)
+        if x.dim() >= 2 and x.shape[0] > 1:
+            per = x.detach().double().movedim(1, 0).reshape(x.shape[1], -1).std(1)
+            per = per[torch.isfinite(per)]
+            nz = per[per > 0]
+            lo = float(nz.min()) if nz.numel() else 0.0
+            hi = float(per.max()) if per.numel() else 0.0
+        else:
+            lo = hi = st.std
+        return InputStats(stats=st, feature_std_min=lo, feature_std_max=hi,
+                          features=int(x.shape[1]) if x.dim() >= 2 else 1)
+
+
+def _roles(model: nn.Module) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for mname, m in model.named_modules():
+        for pname, p in m.named_parameters(recurse=False):
+            full = f"{mname}.{pname}" if mname else pname
+            if is_norm(m):
+                roles[full] = "norm"
+            elif p.dim() >= 2:
+                roles[full] = "weight"
+            else:
+                roles[full] = "bias"
+    return roles
+
+
+def _optimizer_stats(
+    optimizer: torch.optim.Optimizer | None, names: dict[int, str]
+) -> tuple[OptimizerStats | None, dict[str, tuple[float, float]]]:
+    if optimizer is None:
+        return None, {}
+    name = type(optimizer).__name__
+    per_param: dict[str, tuple[float, float]] = {}
+    groups = []
+    decoupled = name == "AdamW"
+    for g in optimizer.param_groups:
+        wd = float(g.get("weight_decay", 0.0) or 0.0)
+        lr = float(g["lr"]) if isinstance(g.get("lr"), (int, float)) else float(g.get("lr", 0.0))
+        pnames = [names.get(id(p), "<not in model>") for p in g["params"]]
+        for pn in pnames:
+            per_param[pn] = (lr, wd)
+        decoupled = decoupled or bool(g.get("decoupled_weight_decay", False))
+        groups.append({"lr": lr, "weight_decay": wd, "params": pnames})
+    return (
+        OptimizerStats(name=name, adam_family=name in ADAM_FAMILY, decoupled=decoupled,
+                       groups=tuple(groups)),
+        per_param,
+    )
+
+
+def _final_op(loss: torch.Tensor) -> str | None:
+    node = loss.grad_fn
+    while node is not None and type(node).__name__.startswith("Neg") and node.next_functions:
+        node = node.next_functions[0][0]
+    return type(node).__name__ if node is not None else None
+
+
+def _loss_source(loss_fn: Any) -> str:
+    if isinstance(loss_fn, nn.Module) and type(loss_fn).__module__.startswith("torch.nn"):
+        return "module"
+    if any(getattr(F, n, None) is loss_fn for n in LOSSES):
+        return "function"
+    return "expression"
+
+
+def _grads(
+    loss: torch.Tensor, params: list[torch.Tensor], retain: bool
+) -> list[torch.Tensor | None]:
+    return list(torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True))
+
+
+def _norm(grads: list[torch.Tensor | None]) -> float:
+    total = sum(float(g.double().pow(2).sum()) for g in grads if g is not None)
+    return math.sqrt(total)
+
+
+def probe(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    optimizer: torch.optim.Optimizer | None = None,
+    task: Task | None = None,
+) -> Trace:
+    """Measure one batch. The caller guarantees state restoration (see :mod:`guard`).
+
+    Raises:
+        ModelError: the model raised.
+        LossFnError: ``loss_fn`` returned something other than a scalar tensor.
+    """
+    rng = Snapshot(model)
+    named = list(model.named_parameters())
+    names = {id(p): n for n, p in named}
+    rec = Recorder()
+    taint = LossTaint(param_ids=dict(names))
+    mode = OpsMode(rec, taint)
+    loss: Any = None
+    loss_error: str | None = None
+    with torch.enable_grad(), module_hooks(model, rec):
+        with mode:
+            try:
+                output = call_model(model, inputs)
+            except Exception as e:
+                raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
+            out = first_tensor(output)
+            if out is not None:
+                hit = rec.producer(out)
+                if hit is not None:
+                    hit.is_output = True
+                taint.output_ids.update(id(t) for t in _all_tensors(output))
+            rec.phase = "loss"
+            try:
+                loss = loss_fn(output, targets)
+            except Exception as e:  # noqa: BLE001 - torch's own complaint is evidence
+                loss_error = f"{type(e).__name__}: {e}"
+        output_grad: list[float] = []
+        if out is not None and out.requires_grad:
+            out.register_hook(lambda g: output_grad.append(float(g.double().pow(2).mean().sqrt())))
+
+    if loss_error is None:
+        if not isinstance(loss, torch.Tensor):
+            raise LossFnError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+        if loss.numel() != 1:
+            raise LossFnError(
+                f"loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)} "
+                "(use reduction='mean')"
+            )
+    trainable = [p for _, p in named if p.requires_grad]
+    grads: list[torch.Tensor | None] = [None] * len(trainable)
+    split = taint.split
+    data_norm = pen_norm = data_value = pen_value = None
+    final_op = None
+    value = math.nan
+    requires_grad = False
+    if loss_error is None:
+        value = float(loss.detach().double().reshape(()))
+        requires_grad = bool(loss.requires_grad and loss.grad_fn is not None)
+        final_op = _final_op(loss)
+        if requires_grad and trainable:
+            if split is not None:
+                data_value = float(split.data.detach().double().sum())
+                pen_value = split.sign * float(split.penalty.detach().double().sum())
+                if split.data.requires_grad:
+                    data_norm = _norm(_grads(split.data.sum(), trainable, True))
+                if split.penalty.requires_grad:
+                    pen_norm = _norm(_grads(split.penalty.sum(), trainable, True))
+            grads = _grads(loss.reshape(()), trainable, False)
+
+    layers = rec.layers()
+    lc: LossCall | None = mode.loss_call
+    pred_t = lc.prediction if lc is not None else out
+    producer = None
+    if lc is not None:
+        producer = lc.producer
+    elif out is not None:
+        hit = rec.producer(out)
+        producer = hit.op if hit is not None else grad_fn_producer(out)
+    prediction = _prediction_stats(pred_t, producer) if pred_t is not None else None
+    target_t = lc.target if lc is not None and isinstance(lc.target, torch.Tensor) else (
+        targets if isinstance(targets, torch.Tensor) else first_tensor(targets))
+    ignore = lc.ignore_index if lc is not None else None
+    target_stats = _target_stats(target_t, ignore) if target_t is not None else None
+
+    reduction = lc.reduction if lc is not None else None
+    if reduction is None and final_op is not None:
+        if final_op.startswith("SumBackward"):
+            reduction = "sum"
+        elif final_op.startswith("MeanBackward"):
+            reduction = "mean"
+    kind = lc.kind if lc is not None else "custom"
+    loss_stats = LossStats(
+        value=value, kind=kind, reduction=reduction, source=_loss_source(loss_fn),
+        requires_grad=requires_grad, error=loss_error, data_value=data_value,
+        penalty_value=pen_value, data_grad_norm=data_norm, penalty_grad_norm=pen_norm,
+        output_grad_rms=output_grad[0] if output_grad else None, final_op=final_op,
+        label_smoothing=lc.label_smoothing if lc is not None else 0.0, ignore_index=ignore,
+    )
+
+    opt_stats, per_param = _optimizer_stats(optimizer, names)
+    roles = _roles(model)
+    grad_of = {id(p): g for p, g in zip(trainable, grads, strict=True)}
+    params = []
+    with torch.no_grad():
+        for n, p in named:
+            g = grad_of.get(id(p))
+            lr, wd = per_param.get(n, (None, 0.0))
+            params.append(ParamStats(
+                name=n, role=roles.get(n, "weight"), shape=tuple(p.shape),
+                rms=float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0,
+                grad_rms=float(g.double().pow(2).mean().sqrt()) if g is not None else None,
+                grad_nonfinite=int((~torch.isfinite(g)).sum()) if g is not None else 0,
+                requires_grad=p.requires_grad, weight_decay=wd, lr=lr,
+                in_loss_penalty=n in taint.params_read,
+            ))
+    taint.tags.clear()
+
+    shape = tuple(pred_t.shape) if pred_t is not None else ()
+    inferred, n_classes = infer_task(kind, shape, target_stats, task)
+    batch = int(out.shape[0]) if out is not None and out.dim() >= 1 else 1
+
+    origin = None
+    saw_nonfinite = (
+        not math.isfinite(value) and loss_error is None
+        or any(layer.output.nonfinite or layer.grad_nonfinite for layer in layers)
+        or any(p.grad_nonfinite for p in params)
+        or (prediction is not None and prediction.stats.nonfinite > 0)
+    )
+    if saw_nonfinite:
+        rng.restore()
+        origin = nonfinite.locate(
+            model, lambda: call_model(model, inputs), lambda o: loss_fn(o, targets), inputs,
+            targets,
+        )
+        if origin is None:
+            bad = [p.name for p in params if p.grad_nonfinite]
+            if bad:
+                origin = nonfinite.NonfiniteOrigin(
+                    where=bad[-1], op="backward", phase="backward",
+                    detail=f"forward values finite; gradients of {len(bad)} parameter(s) are not",
+                )
+    return Trace(
+        task=inferred, n_classes=n_classes, batch_size=batch, layers=layers,
+        params=tuple(params), loss=loss_stats, output=prediction, targets=target_stats,
+        inputs=_input_stats(inputs), optimizer=opt_stats, nonfinite_origin=origin,
+    )
+
+
+def _all_tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [t for item in x for t in _all_tensors(item)]
+    if isinstance(x, dict):
+        return [t for item in x.values() for t in _all_tensors(item)]
+    logits = getattr(x, "logits", None)
+    return [logits] if isinstance(logits, torch.Tensor) else []

@@ -1,0 +1,279 @@
+"""Frozen, framework-neutral records of one probed batch.
+
+Everything here is plain Python numbers: the probe reduces tensors on their device and hands
+back these records, so no check ever touches a live tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Task = Literal["multiclass", "binary", "multilabel", "regression", "unknown"]
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """Summary of one tensor.
+
+    Attributes:
+        shape: tensor shape.
+        numel: number of elements.
+        mean: mean over the finite elements.
+        rms: root mean square over the finite elements.
+        std: standard deviation over the finite elements.
+        min: smallest finite element.
+        max: largest finite element.
+        nonfinite: number of NaN or Inf elements.
+        zeros: number of elements exactly equal to 0.
+    """
+
+    shape: tuple[int, ...]
+    numel: int
+    mean: float
+    rms: float
+    std: float
+    min: float
+    max: float
+    nonfinite: int
+    zeros: int
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One recorded layer or functional op, in execution order.
+
+    Attributes:
+        index: position in execution order.
+        name: module path (``net.3``) or ``fn:<op>#<n>`` for a functional op.
+        kind: ``linear``, ``conv``, ``norm``, ``embedding``, ``activation``, ``add``, ``log``
+            or ``other``.
+        op: the module class or function name (``Linear``, ``relu``, ``softmax``...).
+        phase: ``model`` (inside the forward pass) or ``loss`` (inside ``loss_fn``).
+        inputs: statistics of the first input (the pre-activation for activations).
+        output: statistics of the output.
+        fan_in: inputs per output unit for linear and conv layers.
+        weight_rms: root mean square of the layer's weight (linear and conv layers).
+        source_op: the recorded op that produced this record's input, if any.
+        saturated: fraction of pre-activations on the flat tails of a sigmoid-like unit.
+        dead_units: fraction of ReLU units that are 0 for every example in the batch.
+        units: number of units (features or channels) the dead fraction is taken over.
+        grad_rms: root mean square of the loss gradient with respect to the output.
+        grad_nonfinite: NaN/Inf entries in that gradient.
+        is_output: whether this record produced the model's output tensor.
+    """
+
+    index: int
+    name: str
+    kind: str
+    op: str
+    phase: str
+    inputs: TensorStats | None
+    output: TensorStats
+    fan_in: int | None = None
+    weight_rms: float | None = None
+    source_op: str | None = None
+    saturated: float | None = None
+    dead_units: float | None = None
+    units: int | None = None
+    grad_rms: float | None = None
+    grad_nonfinite: int = 0
+    is_output: bool = False
+
+
+@dataclass(frozen=True)
+class ParamStats:
+    """One parameter tensor.
+
+    Attributes:
+        name: dotted name from ``named_parameters``.
+        role: ``weight``, ``bias`` or ``norm`` (scale/shift of a normalisation layer).
+        shape: parameter shape.
+        rms: root mean square of the values.
+        grad_rms: root mean square of the loss gradient (None when it gets no gradient).
+        grad_nonfinite: NaN/Inf entries in the gradient.
+        requires_grad: whether the parameter is trainable.
+        weight_decay: optimizer weight decay of its group (0 when no optimizer).
+        lr: learning rate of its group (None when no optimizer).
+        in_loss_penalty: whether ``loss_fn`` reads this parameter (a hand-written penalty).
+    """
+
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    rms: float
+    grad_rms: float | None
+    grad_nonfinite: int
+    requires_grad: bool
+    weight_decay: float = 0.0
+    lr: float | None = None
+    in_loss_penalty: bool = False
+
+
+@dataclass(frozen=True)
+class LossStats:
+    """The loss and how it was put together.
+
+    Attributes:
+        value: the loss value (NaN when ``loss_fn`` raised).
+        kind: ``cross_entropy``, ``nll``, ``bce``, ``bce_logits``, ``mse``, ``l1``, ``huber``,
+            ``smooth_l1``, ``kl_div`` or ``custom`` (no library loss seen).
+        reduction: ``mean``, ``sum`` or ``none`` when known.
+        source: ``module`` (an ``nn.Module`` loss), ``function`` or ``expression``.
+        requires_grad: whether the loss is connected to the graph.
+        error: the exception text when ``loss_fn`` raised.
+        data_value: the data term when a parameter penalty was added inside ``loss_fn``.
+        penalty_value: that penalty's value.
+        data_grad_norm: gradient norm of the data term over all parameters.
+        penalty_grad_norm: gradient norm of the penalty.
+        output_grad_rms: rms of the gradient with respect to the model output.
+        final_op: the last autograd node of the loss (``SumBackward0``...).
+        label_smoothing: label smoothing of a cross-entropy loss.
+        ignore_index: target value a cross-entropy or NLL loss skips.
+    """
+
+    value: float
+    kind: str
+    reduction: str | None
+    source: str
+    requires_grad: bool
+    error: str | None = None
+    data_value: float | None = None
+    penalty_value: float | None = None
+    data_grad_norm: float | None = None
+    penalty_grad_norm: float | None = None
+    output_grad_rms: float | None = None
+    final_op: str | None = None
+    label_smoothing: float = 0.0
+    ignore_index: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """The model output the loss sees.
+
+    Attributes:
+        stats: value statistics.
+        producer: op that produced it (``softmax``, ``sigmoid``, ``log_softmax``...) or None.
+        in_unit_interval: all finite values lie in [0, 1].
+        rows_sum_to_one: values are in [0, 1] and sum to 1 along dim 1.
+    """
+
+    stats: TensorStats
+    producer: str | None
+    in_unit_interval: bool
+    rows_sum_to_one: bool
+
+
+@dataclass(frozen=True)
+class TargetStats:
+    """The targets.
+
+    Attributes:
+        stats: value statistics.
+        dtype: ``int``, ``float`` or ``bool``.
+        integer_valued: all values are whole numbers.
+        binary: all values are 0 or 1.
+        onehot_rows: every row along dim 1 has exactly one 1 and the rest 0.
+        prob_rows: values in [0, 1] summing to 1 along dim 1.
+        class_counts: counts per class index for integer targets (ignore_index excluded).
+        var: variance of the values.
+        mean_sq: mean of the squared values.
+    """
+
+    stats: TensorStats
+    dtype: str
+    integer_valued: bool
+    binary: bool
+    onehot_rows: bool
+    prob_rows: bool
+    class_counts: dict[int, int]
+    var: float
+    mean_sq: float
+
+
+@dataclass(frozen=True)
+class InputStats:
+    """The float input batch.
+
+    Attributes:
+        stats: value statistics over the whole batch.
+        feature_std_min: smallest non-zero per-feature standard deviation (dim 1).
+        feature_std_max: largest per-feature standard deviation.
+        features: number of features along dim 1.
+    """
+
+    stats: TensorStats
+    feature_std_min: float
+    feature_std_max: float
+    features: int
+
+
+@dataclass(frozen=True)
+class OptimizerStats:
+    """The optimizer's configuration (never its state).
+
+    Attributes:
+        name: optimizer class name.
+        adam_family: Adam-like (adaptive per-parameter step).
+        decoupled: weight decay is decoupled from the gradient (AdamW style).
+        groups: per group: lr, weight_decay and the parameter names it holds.
+    """
+
+    name: str
+    adam_family: bool
+    decoupled: bool
+    groups: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class NonfiniteOrigin:
+    """Where the first NaN/Inf appeared.
+
+    Attributes:
+        where: module path and op (``net.4 / log``) or ``inputs`` / ``targets``.
+        op: the op that produced it.
+        phase: ``inputs``, ``model``, ``loss`` or ``backward``.
+        detail: what its inputs looked like.
+    """
+
+    where: str
+    op: str
+    phase: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Everything measured on one batch.
+
+    Attributes:
+        task: inferred (or given) task.
+        n_classes: number of classes (multiclass) or outputs (binary/multilabel).
+        batch_size: examples in the batch.
+        layers: recorded layers and ops in execution order.
+        params: parameter records.
+        loss: loss record.
+        output: model output record (None when the model did not return a tensor).
+        targets: target record (None for non-tensor targets).
+        inputs: input record (None for non-float inputs).
+        optimizer: optimizer record or None.
+        nonfinite_origin: first NaN/Inf producer, when there is one.
+    """
+
+    task: Task
+    n_classes: int | None
+    batch_size: int
+    layers: tuple[LayerStats, ...]
+    params: tuple[ParamStats, ...]
+    loss: LossStats
+    output: OutputStats | None
+    targets: TargetStats | None
+    inputs: InputStats | None
+    optimizer: OptimizerStats | None
+    nonfinite_origin: NonfiniteOrigin | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for JSON."""
+        return asdict(self)
