@@ -1,0 +1,9 @@
+"""lossdoctor: why does my loss look like this, and what exactly do I change?"""
+
+from lossdoctor.diagnose import diagnose
+from lossdoctor.errors import LossDoctorError
+from lossdoctor.findings import Finding, Fix
+from lossdoctor.report import Report
+
+__all__ = ["Finding", "Fix", "LossDoctorError", "Report", "diagnose"]
+__version__ = "0.1.0"

@@ -1,0 +1,20 @@
+"""One module per problem family; importing this package registers every check."""
+
+from lossdoctor.checks import (  # noqa: F401 - imported to register
+    data,
+    degenerate,
+    dead_units,
+    gradients,
+    init_loss,
+    labels,
+    loss_head,
+    numerics,
+    optimizer,
+    reduction,
+    regularization,
+    saturation,
+    signal,
+)
+from lossdoctor.checks.base import REGISTRY, run_checks
+
+__all__ = ["REGISTRY", "run_checks"]

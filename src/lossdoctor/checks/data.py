@@ -1,0 +1,47 @@
+"""``input-not-normalized``: input features far from unit scale.
+
+He, Xavier and PyTorch's default init all assume inputs of unit second moment: the first layer's
+pre-activations have rms = rms(x) * std(w) * sqrt(fan_in). The line is one order of magnitude
+either way (rms(x) outside [0.1, 10]); inputs scaled to [0, 1] (rms about 0.5) are fine.
+"""
+
+from __future__ import annotations
+
+from lossdoctor.checks.base import check, g
+from lossdoctor.findings import Finding, Fix
+from lossdoctor.trace import Trace
+
+LOW, HIGH = 0.1, 10.0
+
+
+@check
+def input_not_normalized(trace: Trace) -> list[Finding]:
+    """Float inputs with rms outside [0.1, 10], unless a normalisation layer comes first."""
+    x = trace.inputs
+    if x is None or x.stats.nonfinite or x.stats.rms == 0:
+        return []
+    first = next((layer for layer in trace.layers if layer.phase == "model"), None)
+    if first is not None and first.kind == "norm":
+        return []
+    rms = x.stats.rms
+    if LOW <= rms <= HIGH:
+        return []
+    return [Finding(
+        code="input-not-normalized",
+        severity="warning",
+        where="inputs",
+        evidence={"input_rms": rms, "input_mean": x.stats.mean, "input_std": x.stats.std,
+                  "feature_std_min": x.feature_std_min, "feature_std_max": x.feature_std_max,
+                  "line_low": LOW, "line_high": HIGH},
+        summary=(f"the inputs have rms {g(rms)} (mean {g(x.stats.mean)}, std {g(x.stats.std)}), "
+                 f"outside [{g(LOW)}, {g(HIGH)}]."),
+        explanation=(
+            "The first layer's pre-activations scale with the input: rms(z) = rms(x) * std(w) * "
+            f"sqrt(fan_in). Inputs at rms {g(rms)} put the first layer {g(rms)}x away from the "
+            "scale its init was designed for, which saturates or kills units and skews the "
+            "gradient of the first layer. Standardise each feature with training-set statistics."
+        ),
+        fixes=(Fix("standardise with statistics of the training set",
+                   "mean = X_train.mean(0, keepdim=True)\nstd = X_train.std(0, keepdim=True)"
+                   ".clamp_min(1e-8)\nx = (x - mean) / std"),),
+    )]

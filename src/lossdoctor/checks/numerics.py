@@ -1,0 +1,105 @@
+"""``nonfinite`` and ``log-of-zero``: NaN/Inf and the logs that produce them."""
+
+from __future__ import annotations
+
+import math
+
+from lossdoctor.checks.base import check, g
+from lossdoctor.findings import Finding, Fix
+from lossdoctor.trace import Trace
+
+_FIX_BY_OP = {
+    "log": Fix("take logs of probabilities through log_softmax / logsigmoid, or clamp",
+               "torch.log(p.clamp_min(1e-7))  # better: F.log_softmax(logits, dim=1)"),
+    "div": Fix("guard the denominator", "x / (d + 1e-8)"),
+    "sqrt": Fix("keep sqrt away from 0 (its gradient is 1/(2 sqrt x))", "torch.sqrt(x + 1e-12)"),
+    "exp": Fix("compute with logsumexp instead of exp", "torch.logsumexp(z, dim=1)"),
+    "inputs": Fix("drop or impute non-finite values before training",
+                  "x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)"),
+}
+_DEFAULT_FIX = Fix(
+    "find the op with anomaly detection and guard it",
+    "with torch.autograd.detect_anomaly():\n    loss_fn(model(x), y).backward()",
+)
+
+
+@check
+def nonfinite(trace: Trace) -> list[Finding]:
+    """NaN or Inf in the loss, activations or gradients, naming the first op that made it."""
+    bad_layers = [layer for layer in trace.layers if layer.output.nonfinite]
+    bad_grads = [p for p in trace.params if p.grad_nonfinite]
+    loss_bad = trace.loss.error is None and not math.isfinite(trace.loss.value)
+    origin = trace.nonfinite_origin
+    if not (bad_layers or bad_grads or loss_bad or origin):
+        return []
+    where = origin.where if origin else (bad_layers[0].name if bad_layers else "loss")
+    op = origin.op if origin else "unknown"
+    evidence = {
+        "loss": trace.loss.value,
+        "first_op": op,
+        "first_where": where,
+        "first_phase": origin.phase if origin else None,
+        "layers_with_nonfinite": [layer.name for layer in bad_layers],
+        "nonfinite_counts": [layer.output.nonfinite for layer in bad_layers],
+        "params_with_nonfinite_grad": [p.name for p in bad_grads],
+    }
+    detail = f" ({origin.detail})" if origin and origin.detail else ""
+    return [Finding(
+        code="nonfinite",
+        severity="error",
+        where=where,
+        evidence=evidence,
+        summary=(
+            f"NaN/Inf first produced by {op} at {where}{detail}; loss = {g(trace.loss.value)}, "
+            f"{len(bad_layers)} recorded layer(s) and {len(bad_grads)} gradient(s) non-finite."
+        ),
+        explanation=(
+            "One non-finite value poisons every value computed from it: the loss becomes NaN and "
+            "so does every gradient, and a single optimizer step writes NaN into the weights. The "
+            "usual producers are log(0), x/0, sqrt(0) in the backward pass, exp overflow "
+            "(float32 overflows above e^88) and non-finite inputs."
+        ),
+        fixes=(_FIX_BY_OP.get(op, _DEFAULT_FIX),),
+    )]
+
+
+@check
+def log_of_zero(trace: Trace) -> list[Finding]:
+    """A log applied to values that reach 0, or to probabilities instead of log_softmax."""
+    found = []
+    for layer in trace.layers:
+        if layer.kind != "log" or layer.inputs is None:
+            continue
+        x = layer.inputs
+        from_probs = layer.source_op in ("softmax", "sigmoid")
+        if x.min > 0 and not from_probs:
+            continue
+        reaches_zero = x.zeros > 0 or x.min <= 0
+        if not reaches_zero and x.min > 0:
+            severity = "info"
+            summary = (f"{layer.name} takes log of {layer.source_op} output (smallest value "
+                       f"{g(x.min)}); it becomes -inf once a probability underflows to 0.")
+        else:
+            severity = "error"
+            summary = (f"{layer.name} takes log of values that reach 0 ({x.zeros} exact zeros, "
+                       f"min {g(x.min)}): the result holds -inf/NaN.")
+        found.append(Finding(
+            code="log-of-zero",
+            severity=severity,  # type: ignore[arg-type]
+            where=layer.name,
+            evidence={"input_min": x.min, "input_zeros": x.zeros, "input_max": x.max,
+                      "producer": layer.source_op, "phase": layer.phase},
+            summary=summary,
+            explanation=(
+                "log(p) -> -inf as p -> 0, and float32 softmax/sigmoid outputs underflow to "
+                "exactly 0 once a logit gap exceeds about 104. log_softmax(z) = z - logsumexp(z) "
+                "and F.logsigmoid never form p, so they stay finite; F.cross_entropy and "
+                "BCEWithLogitsLoss use them internally."
+            ),
+            fixes=(
+                Fix("use the log-domain op instead of log(softmax(z))",
+                    "log_p = F.log_softmax(logits, dim=1)   # or F.cross_entropy(logits, y)"),
+                _FIX_BY_OP["log"],
+            ),
+        ))
+    return found

@@ -1,0 +1,66 @@
+"""``diagnose``: probe one batch, run the checks, return a report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossdoctor.checks import run_checks
+from lossdoctor.errors import LossDoctorError, LossFnError
+from lossdoctor.probe import probe
+from lossdoctor.probe.guard import untouched
+from lossdoctor.report import Report
+from lossdoctor.task import TASKS
+from lossdoctor.trace import Task
+
+# Findings that explain why torch itself refused to compute the loss.
+EXPLAINS_LOSS_ERROR = frozenset({"labels-out-of-range", "loss-task-mismatch"})
+
+
+def diagnose(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    task: Task | None = None,
+) -> Report:
+    """Diagnose one batch: why does this loss look the way it does?
+
+    The model, its gradients, modes and buffers, the optimizer and every global RNG are left
+    bit-identical, also when the model or the loss raises.
+
+    Args:
+        model: any ``nn.Module``, in the mode (train/eval) it will be trained in.
+        inputs: a tensor, a tuple/list of positional inputs, or a dict of keyword inputs.
+        targets: what ``loss_fn`` takes as its second argument.
+        loss_fn: ``(output, targets) -> scalar``: an ``nn.Module`` loss, ``F.cross_entropy``,
+            or any hand-written expression.
+        optimizer: the optimizer to check (its configuration only; it is never stepped).
+        task: ``multiclass``, ``binary``, ``multilabel`` or ``regression`` to override inference.
+
+    Returns:
+        A :class:`Report` with the findings and the measured trace.
+
+    Raises:
+        LossDoctorError: the arguments are not usable (wrong types, the model or loss raises).
+    """
+    if not isinstance(model, nn.Module):
+        raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise LossDoctorError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise LossDoctorError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if task is not None and task not in TASKS:
+        raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    with untouched(model):
+        trace = probe(model, inputs, targets, loss_fn, optimizer, task)
+    findings = run_checks(trace)
+    if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
+        raise LossFnError(f"loss_fn raised {trace.loss.error}")
+    return Report(trace=trace, findings=findings)

@@ -1,0 +1,70 @@
+"""The :class:`Report` a diagnosis returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, RenderResult
+
+from lossdoctor.findings import SEVERITY_RANK, Finding
+from lossdoctor.trace import Trace
+
+
+@dataclass(frozen=True)
+class Report:
+    """Findings (most severe first) and the trace they were measured on.
+
+    Attributes:
+        trace: everything measured.
+        findings: diagnosed problems.
+    """
+
+    trace: Trace
+    findings: list[Finding]
+
+    @property
+    def codes(self) -> set[str]:
+        """The set of finding codes."""
+        return {f.code for f in self.findings}
+
+    def worst(self) -> str | None:
+        """Most severe severity present, or None for a clean report."""
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__)
+
+    def has(self, at_least: str) -> bool:
+        """Whether a finding of at least this severity exists."""
+        return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[at_least] for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: findings first, then the trace."""
+        return {
+            "codes": sorted(self.codes),
+            "findings": [f.to_dict() for f in self.findings],
+            "trace": self.trace.to_dict(),
+        }
+
+    def render(self, width: int = 100, color: bool = False) -> str:
+        """The terminal report as text."""
+        console = Console(width=width, record=True, color_system="standard" if color else None,
+                          force_terminal=color, file=_Null())
+        console.print(self)
+        return console.export_text(styles=color)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from lossdoctor.report.terminal import renderables
+
+        yield from renderables(self)
+
+
+class _Null:
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass
