@@ -42,11 +42,14 @@ def grad_points(trace: Trace) -> list[tuple[str, float]]:
     """Per-example gradient norm at the output of every linear/conv layer, input to output.
 
     The norm (not the per-element rms) is what a correctly scaled init preserves when widths
-    change: with He init, ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``.
+    change: with He init, ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is
+    exactly 0 are left out: that is structural (a zero-initialised residual branch above them,
+    a dead layer, a detached path) and other checks report it.
     """
     pts = []
     for layer in trace.layers:
-        if layer.phase == "model" and layer.kind in ("linear", "conv") and layer.grad_rms is not None:
+        if (layer.phase == "model" and layer.kind in ("linear", "conv") and layer.grad_rms
+                and not layer.grad_nonfinite and math.isfinite(layer.grad_rms)):
             numel = layer.output.numel
             per_example = numel / max(trace.batch_size, 1)
             pts.append((layer.name, layer.grad_rms * math.sqrt(per_example)))

@@ -50,7 +50,8 @@ def _baseline(trace: Trace) -> tuple[float, float, float, str, float] | None:
     if not math.isfinite(loss.value) or loss.error or trace.output is None:
         return None
     n_out = trace.output.stats.numel
-    value = loss.value
+    # A penalty added inside loss_fn is not part of the chance level: judge the data term.
+    value = loss.data_value if loss.data_value is not None else loss.value
     if loss.kind in ("cross_entropy", "nll") and trace.task == "multiclass":
         k = trace.n_classes or 0
         if k < 2 or (loss.kind == "nll" and trace.output.producer != "log_softmax"):

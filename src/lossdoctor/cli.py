@@ -1,0 +1,125 @@
+"""Command line: ``lossdoctor diagnose``.
+
+Exit codes: 0 done, 1 a finding at or above ``--fail-on`` exists, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lossdoctor.errors import FactoryError, LossDoctorError
+
+REQUIRED = ("model", "inputs", "targets", "loss_fn")
+OPTIONAL = ("optimizer", "task")
+
+
+def load_factory(target: str) -> dict[str, Any]:
+    """Import ``FILE.py:FACTORY``, call it and check the dict it returns."""
+    path_s, sep, name = target.rpartition(":")
+    if not sep or not path_s or not name:
+        raise FactoryError(f"expected FILE.py:FACTORY, got {target!r}")
+    path = Path(path_s)
+    if not path.is_file():
+        raise FactoryError(f"no such file: {path}")
+    spec = importlib.util.spec_from_file_location(f"_lossdoctor_target_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise FactoryError(f"cannot import {path} (is it a .py file?)")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise FactoryError(f"importing {path} raised {type(e).__name__}: {e}") from e
+    finally:
+        sys.path.pop(0)
+    factory = getattr(module, name, None)
+    if factory is None:
+        raise FactoryError(f"{path} has no {name!r}")
+    if not callable(factory):
+        raise FactoryError(f"{path}:{name} is not callable")
+    try:
+        made = factory()
+    except Exception as e:
+        raise FactoryError(f"{path}:{name}() raised {type(e).__name__}: {e}") from e
+    if not isinstance(made, dict):
+        raise FactoryError(f"{path}:{name}() must return a dict with keys {', '.join(REQUIRED)}; "
+                           f"got {type(made).__name__}")
+    missing = [k for k in REQUIRED if k not in made]
+    unknown = [k for k in made if k not in REQUIRED + OPTIONAL]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown {', '.join(unknown)}")
+        raise FactoryError(f"{path}:{name}() returned a dict with {'; '.join(parts)} "
+                           f"(keys: {', '.join(REQUIRED)}, optional {', '.join(OPTIONAL)})")
+    return made
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lossdoctor")
+def main() -> None:
+    """Diagnose why a PyTorch model's loss misbehaves, with numbers, the math and a fix."""
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--example", type=click.Choice(["deep-relu", "healthy-mlp", "saturated-neuron",
+                                              "half-cross-entropy"]),
+              help="Diagnose a built-in example instead of TARGET.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]),
+              default="never", show_default=True,
+              help="Exit with code 1 when a finding of at least this severity exists.")
+@click.option("--task", type=click.Choice(["multiclass", "binary", "multilabel", "regression"]),
+              help="Override the inferred task.")
+@click.option("--width", type=int, default=100, show_default=True, help="Report width.")
+def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: str,
+             task: str | None, width: int) -> None:
+    """Diagnose one batch.
+
+    TARGET is FILE.py:FACTORY, where FACTORY() returns a dict with model, inputs, targets,
+    loss_fn and optionally optimizer and task.
+
+    \b
+    Examples:
+      lossdoctor diagnose --example deep-relu
+      lossdoctor diagnose my_model.py:make --json
+      lossdoctor diagnose my_model.py:make --fail-on warning
+    """
+    from lossdoctor.diagnose import diagnose as run
+    from lossdoctor.examples import EXAMPLES
+
+    try:
+        if (target is None) == (example is None):
+            raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
+        made = EXAMPLES[example]() if example else load_factory(target or "")
+        report = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
+                     made.get("optimizer"), task=task or made.get("task"))  # type: ignore[arg-type]
+    except LossDoctorError as e:
+        click.echo(f"lossdoctor: error: {e}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(_jsonable(report.to_dict()), indent=2))
+    else:
+        click.echo(report.render(width=width, color=sys.stdout.isatty()), nl=False)
+    if fail_on != "never" and report.has(fail_on):
+        sys.exit(1)

@@ -1,0 +1,435 @@
+"""Models for the tests: healthy controls and one fault per finding code.
+
+Each entry builds a fresh ``dict(model, inputs, targets, loss_fn[, optimizer, task])`` from a
+fixed seed, so tests can call it as often as they like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Case = dict[str, Any]
+
+
+def _seed(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def blobs(n: int = 128, d: int = 32, k: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardised Gaussian blobs: unit-scale features, balanced integer labels."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, d, generator=g) * 1.5
+    y = torch.arange(n) % k
+    x = centers[y] + torch.randn(n, d, generator=g)
+    x = (x - x.mean(0)) / x.std(0)
+    return x, y
+
+
+def relu_mlp(depth: int, width: int = 256, d: int = 32, k: int = 10, init: str = "default",
+             act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    n_in = d
+    for _ in range(depth):
+        lin = nn.Linear(n_in, width)
+        if init == "he":
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+            nn.init.zeros_(lin.bias)
+        elif init == "xavier-tanh":
+            nn.init.xavier_normal_(lin.weight, gain=nn.init.calculate_gain("tanh"))
+            nn.init.zeros_(lin.bias)
+        layers += [lin, act()]
+        n_in = width
+    layers.append(nn.Linear(n_in, k))
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------- healthy controls
+
+
+def default_mlp(depth: int) -> Callable[[], Case]:
+    def make() -> Case:
+        _seed(depth)
+        x, y = blobs()
+        model = relu_mlp(depth)
+        return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+                "optimizer": torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)}
+    return make
+
+
+def he_mlp(depth: int) -> Callable[[], Case]:
+    def make() -> Case:
+        _seed(100 + depth)
+        x, y = blobs()
+        model = relu_mlp(depth, init="he")
+        return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+                "optimizer": torch.optim.SGD(model.parameters(), lr=0.01)}
+    return make
+
+
+def xavier_tanh() -> Case:
+    _seed(1)
+    x, y = blobs()
+    model = relu_mlp(8, init="xavier-tanh", act=nn.Tanh)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": F.cross_entropy}
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(16)
+        self.c2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.b2 = nn.BatchNorm2d(32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
+        x = F.relu(self.b2(self.c2(x)))
+        return self.head(x.mean((2, 3)))
+
+
+def cnn_bn() -> Case:
+    _seed(2)
+    x = torch.randn(64, 1, 16, 16)
+    y = torch.randint(0, 10, (64,))
+    model = SmallCNN()
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)}
+
+
+class PreNormResidual(nn.Module):
+    def __init__(self, d: int = 64, depth: int = 8, k: int = 10) -> None:
+        super().__init__()
+        self.inp = nn.Linear(32, d)
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(depth))
+        self.ups = nn.ModuleList(nn.Linear(d, 4 * d) for _ in range(depth))
+        self.downs = nn.ModuleList(nn.Linear(4 * d, d) for _ in range(depth))
+        for down in self.downs:
+            nn.init.zeros_(down.weight)
+            nn.init.zeros_(down.bias)
+        self.out_norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for norm, up, down in zip(self.norms, self.ups, self.downs, strict=True):
+            h = h + down(F.gelu(up(norm(h))))
+        return self.head(self.out_norm(h))
+
+
+def residual() -> Case:
+    _seed(3)
+    x, y = blobs()
+    model = PreNormResidual()
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def binary_logits() -> Case:
+    _seed(4)
+    x, y = blobs(k=2)
+    model = relu_mlp(3, width=64, k=1)
+    return {"model": model, "inputs": x, "targets": y.float().unsqueeze(1),
+            "loss_fn": nn.BCEWithLogitsLoss()}
+
+
+class LogSoftmaxNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = relu_mlp(3, width=128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.body(x), dim=1)
+
+
+def log_softmax_nll() -> Case:
+    _seed(5)
+    x, y = blobs()
+    return {"model": LogSoftmaxNet(), "inputs": x, "targets": y, "loss_fn": nn.NLLLoss()}
+
+
+def regression() -> Case:
+    _seed(6)
+    x = torch.randn(128, 16)
+    w = torch.randn(16, 3)
+    y = x @ w + 0.1 * torch.randn(128, 3)
+    y = (y - y.mean(0)) / y.std(0)
+    model = relu_mlp(3, width=64, d=16, k=3)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.MSELoss(),
+            "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
+
+
+def multilabel() -> Case:
+    _seed(7)
+    x, _ = blobs()
+    y = (torch.rand(128, 5) < 0.3).float()
+    model = relu_mlp(2, width=64, k=5)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.BCEWithLogitsLoss()}
+
+
+def dropout_train() -> Case:
+    _seed(8)
+    x, y = blobs()
+    model = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 256),
+                          nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10))
+    model.train()
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def unit_interval_images() -> Case:
+    """Inputs in [0, 1] (rms about 0.58): common and fine."""
+    _seed(9)
+    x = torch.rand(64, 1, 16, 16)
+    y = torch.randint(0, 10, (64,))
+    return {"model": SmallCNN(), "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+HEALTHY: dict[str, Callable[[], Case]] = {
+    **{f"default-mlp-{d}": default_mlp(d) for d in (1, 3, 6)},
+    **{f"he-mlp-{d}": he_mlp(d) for d in (1, 6, 20)},
+    "xavier-tanh": xavier_tanh,
+    "cnn-bn": cnn_bn,
+    "prenorm-residual": residual,
+    "binary-logits": binary_logits,
+    "log-softmax-nll": log_softmax_nll,
+    "regression": regression,
+    "multilabel": multilabel,
+    "dropout-train": dropout_train,
+    "unit-interval-images": unit_interval_images,
+}
+
+
+# ---------------------------------------------------------------- faults, one per finding code
+
+
+def _scaled_he(depth: int, factor: float, seed: int = 10) -> Case:
+    _seed(seed)
+    x, y = blobs()
+    model = relu_mlp(depth, init="he")
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(factor)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.01)}
+
+
+def exploding() -> Case:
+    return _scaled_he(6, 4.0)
+
+
+def vanishing() -> Case:
+    return _scaled_he(6, 0.2)
+
+
+def huge_head() -> Case:
+    _seed(11)
+    x, y = blobs()
+    model = relu_mlp(2, init="he")
+    with torch.no_grad():
+        model[-1].weight.mul_(30.0)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def saturated_tanh() -> Case:
+    _seed(12)
+    x, y = blobs()
+    model = relu_mlp(4, init="xavier-tanh", act=nn.Tanh)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(5.0)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def dead_layer() -> Case:
+    _seed(13)
+    x, y = blobs()
+    model = relu_mlp(3, init="he")
+    with torch.no_grad():
+        model[2].bias.fill_(-20.0)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+class SqrtNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(32, 16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.sqrt(self.lin(x)))
+
+
+def nan_sqrt() -> Case:
+    _seed(14)
+    x, y = blobs()
+    return {"model": SqrtNet(), "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def softmax_into_ce() -> Case:
+    _seed(15)
+    x, y = blobs()
+    model = nn.Sequential(relu_mlp(2, width=64), nn.Softmax(dim=1))
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def sigmoid_into_bce_logits() -> Case:
+    _seed(16)
+    x, y = blobs(k=2)
+    model = nn.Sequential(relu_mlp(2, width=64, k=1), nn.Sigmoid())
+    return {"model": model, "inputs": x, "targets": y.float().unsqueeze(1),
+            "loss_fn": nn.BCEWithLogitsLoss()}
+
+
+def sigmoid_mse() -> Case:
+    _seed(17)
+    x, y = blobs(k=2)
+    model = nn.Sequential(relu_mlp(2, width=64, k=1), nn.Sigmoid())
+    return {"model": model, "inputs": x, "targets": y.float().unsqueeze(1), "loss_fn": nn.MSELoss()}
+
+
+def ce_single_logit() -> Case:
+    _seed(18)
+    x, y = blobs(k=2)
+    return {"model": relu_mlp(2, width=64, k=1), "inputs": x, "targets": y,
+            "loss_fn": nn.CrossEntropyLoss()}
+
+
+def mse_on_class_indices() -> Case:
+    _seed(19)
+    x, y = blobs()
+    return {"model": relu_mlp(2, width=64, k=1), "inputs": x, "targets": y.unsqueeze(1),
+            "loss_fn": lambda o, t: F.mse_loss(o, t.float()) if t.dtype.is_floating_point
+            else F.mse_loss(o, t)}
+
+
+def one_based_labels() -> Case:
+    _seed(20)
+    x, y = blobs()
+    return {"model": relu_mlp(2, width=64), "inputs": x, "targets": y + 1,
+            "loss_fn": nn.CrossEntropyLoss()}
+
+
+def bce_on_class_indices() -> Case:
+    _seed(21)
+    x, y = blobs(k=4)
+    return {"model": relu_mlp(2, width=64, k=1), "inputs": x, "targets": y.float().unsqueeze(1),
+            "loss_fn": nn.BCEWithLogitsLoss()}
+
+
+def half_cross_entropy() -> Case:
+    _seed(22)
+    x, y = blobs(k=2)
+    model = nn.Sequential(relu_mlp(2, width=64, k=1), nn.Sigmoid())
+    zeros = torch.zeros(128, 1)
+    return {"model": model, "inputs": x, "targets": zeros,
+            "loss_fn": lambda a, t: -torch.mean(t * torch.log(a))}
+
+
+def detached_loss() -> Case:
+    _seed(23)
+    x, y = blobs()
+    return {"model": relu_mlp(2, width=64), "inputs": x, "targets": y,
+            "loss_fn": lambda o, t: F.cross_entropy(o.detach(), t)}
+
+
+def log_of_underflowing_softmax() -> Case:
+    _seed(24)
+    x, y = blobs()
+    model = relu_mlp(2, init="he")
+    with torch.no_grad():
+        model[-1].weight.mul_(500.0)
+
+    def loss_fn(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(o, dim=1)
+        return F.nll_loss(torch.log(p), t)
+
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": loss_fn}
+
+
+def decay_everything() -> Case:
+    _seed(25)
+    x, y = blobs()
+    model = relu_mlp(2, init="he")
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=5e-4)}
+
+
+def heavy_l2_in_loss() -> Case:
+    _seed(26)
+    x, y = blobs()
+    model = relu_mlp(2, init="he")
+
+    def loss_fn(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        l2 = sum(p.pow(2).sum() for p in model.parameters())
+        return F.cross_entropy(o, t) + 0.5 * l2 / 2
+
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": loss_fn}
+
+
+def adam_with_l2() -> Case:
+    _seed(27)
+    x, y = blobs()
+    model = relu_mlp(2, init="he")
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.Adam([{"params": decay, "weight_decay": 1e-2},
+                            {"params": rest, "weight_decay": 0.0}], lr=1e-3)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": opt}
+
+
+def summed_ce() -> Case:
+    _seed(28)
+    x, y = blobs()
+    return {"model": relu_mlp(2, init="he"), "inputs": x, "targets": y,
+            "loss_fn": nn.CrossEntropyLoss(reduction="sum")}
+
+
+def summed_squares() -> Case:
+    case = regression()
+    case["loss_fn"] = lambda o, t: ((o - t) ** 2).sum()
+    return case
+
+
+def raw_pixels() -> Case:
+    _seed(29)
+    x, y = blobs()
+    return {"model": relu_mlp(2), "inputs": x * 60 + 120, "targets": y,
+            "loss_fn": nn.CrossEntropyLoss()}
+
+
+# name -> (factory, expected code, expected severity)
+FAULTS: dict[str, tuple[Callable[[], Case], str, str]] = {
+    "huge-head": (huge_head, "init-loss-high", "warning"),
+    "exploding-signal": (exploding, "signal-exploding", "warning"),
+    "vanishing-signal": (vanishing, "signal-vanishing", "warning"),
+    "exploding-grad": (exploding, "grad-exploding", "warning"),
+    "vanishing-grad-default-20": (default_mlp(20), "grad-vanishing", "warning"),
+    "saturated-tanh": (saturated_tanh, "saturation", "warning"),
+    "dead-layer": (dead_layer, "dead-relu", "error"),
+    "nan-sqrt": (nan_sqrt, "nonfinite", "error"),
+    "sigmoid-mse": (sigmoid_mse, "mse-on-saturating-output", "warning"),
+    "softmax-into-ce": (softmax_into_ce, "double-softmax", "error"),
+    "sigmoid-into-bce-logits": (sigmoid_into_bce_logits, "double-softmax", "error"),
+    "ce-single-logit": (ce_single_logit, "loss-task-mismatch", "error"),
+    "mse-on-class-indices": (mse_on_class_indices, "loss-task-mismatch", "error"),
+    "one-based-labels": (one_based_labels, "labels-out-of-range", "error"),
+    "bce-on-class-indices": (bce_on_class_indices, "labels-out-of-range", "error"),
+    "half-cross-entropy": (half_cross_entropy, "loss-degenerate", "error"),
+    "detached-loss": (detached_loss, "loss-degenerate", "error"),
+    "log-of-underflowing-softmax": (log_of_underflowing_softmax, "log-of-zero", "error"),
+    "decay-everything": (decay_everything, "weight-decay-on-bias", "info"),
+    "l2-in-loss-on-biases": (heavy_l2_in_loss, "weight-decay-on-bias", "info"),
+    "heavy-l2-in-loss": (heavy_l2_in_loss, "regularization-dominates", "warning"),
+    "adam-with-l2": (adam_with_l2, "adam-coupled-l2", "warning"),
+    "summed-ce": (summed_ce, "sum-reduction", "warning"),
+    "summed-squares": (summed_squares, "sum-reduction", "warning"),
+    "raw-pixels": (raw_pixels, "input-not-normalized", "warning"),
+}
