@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from zoo import FAULTS, HEALTHY
 
 import lossdoctor as ld
+from zoo import FAULTS, HEALTHY
 
 CASES = {**{f"healthy/{k}": v for k, v in HEALTHY.items()},
          **{f"fault/{k}": v[0] for k, v in FAULTS.items()}}
@@ -42,7 +42,7 @@ def same(a: object, b: object) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)  # type: ignore[union-attr]
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))  # type: ignore[arg-type]
     return a == b
 
 
@@ -110,7 +110,7 @@ def test_untouched_when_the_loss_raises() -> None:
 def test_eval_mode_is_kept_and_used() -> None:
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.9), nn.Linear(16, 3)).eval()
     x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
-    expected = float(nn.functional.cross_entropy(model(x), y))
+    expected = float(nn.functional.cross_entropy(model(x), y).detach())
     report = ld.diagnose(model, x, y, nn.CrossEntropyLoss())
     assert report.trace.loss.value == pytest.approx(expected, rel=1e-6)
     assert not any(m.training for m in model.modules())

@@ -433,3 +433,14 @@ FAULTS: dict[str, tuple[Callable[[], Case], str, str]] = {
     "summed-squares": (summed_squares, "sum-reduction", "warning"),
     "raw-pixels": (raw_pixels, "input-not-normalized", "warning"),
 }
+
+
+def broadcast_mse() -> Case:
+    case = regression()
+    case["model"] = relu_mlp(2, width=64, d=16, k=1)
+    case["targets"] = case["targets"][:, 0]
+    case.pop("optimizer")
+    return case
+
+
+FAULTS["broadcast-mse"] = (broadcast_mse, "loss-task-mismatch", "error")

@@ -62,5 +62,9 @@ def diagnose(
         trace = probe(model, inputs, targets, loss_fn, optimizer, task)
     findings = run_checks(trace)
     if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
-        raise LossFnError(f"loss_fn raised {trace.loss.error}")
+        shapes = ""
+        if trace.output is not None and trace.targets is not None:
+            shapes = (f" (output shape {tuple(trace.output.stats.shape)}, targets shape "
+                      f"{tuple(trace.targets.stats.shape)})")
+        raise LossFnError(f"loss_fn raised {trace.loss.error}{shapes}")
     return Report(trace=trace, findings=findings)

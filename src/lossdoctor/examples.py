@@ -64,9 +64,9 @@ def deep_relu(seed: int = 0) -> dict[str, Any]:
 
 
 def healthy_mlp(seed: int = 0) -> dict[str, Any]:
-    """The story-1 network with He init and zero biases: the control."""
+    """The story-1 network with He init and zero biases (no dropout): the control."""
     g = torch.Generator().manual_seed(seed)
-    model = mlp([64] + [750] * 6 + [10], nn.ReLU, 0.5)
+    model = mlp([64] + [750] * 6 + [10], nn.ReLU, 0.0)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             with torch.no_grad():
@@ -74,8 +74,8 @@ def healthy_mlp(seed: int = 0) -> dict[str, Any]:
                                * (2.0 / m.in_features) ** 0.5)
                 m.bias.zero_()
     x, y = digits(seed=seed)
-    return {"model": model, "inputs": x * 3.4, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
-            "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-3)}
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)}
 
 
 def saturated_neuron(seed: int = 0) -> dict[str, Any]:

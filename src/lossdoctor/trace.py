@@ -259,6 +259,7 @@ class Trace:
         inputs: input record (None for non-float inputs).
         optimizer: optimizer record or None.
         nonfinite_origin: first NaN/Inf producer, when there is one.
+        notes: warnings the model or the loss raised while probed (shown, not re-raised).
     """
 
     task: Task

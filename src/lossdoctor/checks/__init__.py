@@ -2,8 +2,8 @@
 
 from lossdoctor.checks import (  # noqa: F401 - imported to register
     data,
-    degenerate,
     dead_units,
+    degenerate,
     gradients,
     init_loss,
     labels,

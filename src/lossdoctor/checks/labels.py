@@ -92,6 +92,16 @@ def loss_task_mismatch(trace: Trace) -> list[Finding]:
             "probability per class and cross-entropy.",
             (_CE,), classes_seen=len(tg.class_counts),
         )
+    if (loss.kind in ("mse", "l1", "huber", "smooth_l1", "bce", "bce_logits") and loss.error is None
+            and out.stats.shape != tg.stats.shape):
+        return finding(
+            f"{loss.kind} broadcasts output {tuple(out.stats.shape)} against targets "
+            f"{tuple(tg.stats.shape)}: every output is compared with the wrong targets.",
+            "Elementwise losses broadcast mismatched shapes instead of failing: an output of "
+            "shape (B, 1) against targets of shape (B,) becomes a (B, B) table that compares "
+            "every prediction with every target, so the model learns the mean of the targets.",
+            (Fix("make the shapes equal", "loss = loss_fn(output.squeeze(-1), y)   # or y.view_as(output)"),),
+        )
     if loss.kind == "cross_entropy" and out.stats.shape[1:2] == (1,):
         return finding(
             "cross-entropy over a single logit: softmax of one value is always 1, the loss is "

@@ -11,6 +11,8 @@ and its fixed point is set by the biases.
 
 from __future__ import annotations
 
+import statistics
+
 from lossdoctor.checks.base import check, g
 from lossdoctor.checks.depth import (
     activation_family,
@@ -56,9 +58,9 @@ def signal_scale(trace: Trace) -> list[Finding]:
             f"(pre-activation rms {g(a[1])} -> {g(b[1])}, {g(factor)}x; line {g(RATIO)}x)"
         )
         if gains:
-            mean_gain = sum(gains) / len(gains)
+            mean_gain = statistics.median(gains)
             neutral = NEUTRAL_GAIN[family]
-            evidence["weight_gain_mean"] = mean_gain
+            evidence["weight_gain_median"] = mean_gain
             evidence["weight_gain_neutral"] = neutral
             summary += (
                 f"; std(w)*sqrt(fan_in) = {g(mean_gain)} where {init_name(family)} gives "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -193,7 +194,9 @@ def probe(
     mode = OpsMode(rec, taint)
     loss: Any = None
     loss_error: str | None = None
-    with torch.enable_grad(), module_hooks(model, rec):
+    caught: list[warnings.WarningMessage] = []
+    with torch.enable_grad(), module_hooks(model, rec), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with mode:
             try:
                 output = call_model(model, inputs)
@@ -319,6 +322,7 @@ def probe(
         task=inferred, n_classes=n_classes, batch_size=batch, layers=layers,
         params=tuple(params), loss=loss_stats, output=prediction, targets=target_stats,
         inputs=_input_stats(inputs), optimizer=opt_stats, nonfinite_origin=origin,
+        notes=tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
     )
 
 

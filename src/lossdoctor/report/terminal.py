@@ -93,3 +93,5 @@ def renderables(report: Report) -> Iterator[RenderableType]:
         yield Text("no problems found", style="bold green")
     if report.trace.layers:
         yield layer_table(report)
+    for note in report.trace.notes:
+        yield Text(f"note: {note}", style="dim")

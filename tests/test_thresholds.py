@@ -1,0 +1,119 @@
+"""Truth tables on hand-built traces: each line is crossed exactly where its docstring says."""
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from lossdoctor.checks import run_checks
+from lossdoctor.checks.init_loss import expected_bce, expected_ce
+from lossdoctor.trace import (
+    InputStats,
+    LayerStats,
+    LossStats,
+    OutputStats,
+    TargetStats,
+    TensorStats,
+    Trace,
+)
+
+
+def ts(rms: float = 1.0, shape: tuple[int, ...] = (64, 100), mean: float = 0.0) -> TensorStats:
+    n = math.prod(shape)
+    return TensorStats(shape, n, mean, rms, math.sqrt(max(rms**2 - mean**2, 0)), -3 * rms,
+                       3 * rms, 0, 0)
+
+
+def act(i: int, pre_rms: float, op: str = "relu", **kw: object) -> LayerStats:
+    return LayerStats(index=i, name=f"act{i}", kind="activation", op=op, phase="model",
+                      inputs=ts(pre_rms), output=ts(pre_rms / 1.4), **kw)  # type: ignore[arg-type]
+
+
+def lin(i: int, grad_rms: float) -> LayerStats:
+    return LayerStats(index=i, name=f"lin{i}", kind="linear", op="Linear", phase="model",
+                      inputs=ts(), output=ts(), fan_in=100, weight_rms=0.14, grad_rms=grad_rms)
+
+
+def trace(layers: tuple[LayerStats, ...] = (), loss: float = 2.3, input_rms: float = 1.0,
+          batch: int = 64) -> Trace:
+    targets = TargetStats(ts(4.5, (batch,), 4.5), "int", True, False, False, False,
+                          {c: batch // 10 for c in range(10)}, 8.25, 28.5)
+    return Trace(
+        task="multiclass", n_classes=10, batch_size=batch, layers=layers, params=(),
+        loss=LossStats(value=loss, kind="cross_entropy", reduction="mean", source="module",
+                       requires_grad=True, output_grad_rms=0.01),
+        output=OutputStats(ts(1.0, (batch, 10)), "Linear", False, False),
+        targets=targets,
+        inputs=InputStats(ts(input_rms, (batch, 32)), 0.9, 1.1, 32),
+        optimizer=None,
+    )
+
+
+def codes(t: Trace) -> set[str]:
+    return {f.code for f in run_checks(t)}
+
+
+def test_clean_trace_has_no_findings() -> None:
+    assert run_checks(trace((act(0, 1.0), act(1, 1.0), act(2, 1.0)))) == []
+
+
+@pytest.mark.parametrize(("total", "fires"), [(99.0, False), (101.0, True)])
+def test_signal_line_is_100x(total: float, fires: bool) -> None:
+    up = trace(tuple(act(i, total ** (i / 3)) for i in range(4)))
+    down = trace(tuple(act(i, total ** (-i / 3)) for i in range(4)))
+    assert ("signal-exploding" in codes(up)) is fires
+    assert ("signal-vanishing" in codes(down)) is fires
+
+
+@pytest.mark.parametrize(("total", "fires"), [(999.0, False), (1001.0, True)])
+def test_gradient_line_is_1e3(total: float, fires: bool) -> None:
+    vanish = trace(tuple(lin(i, total ** ((i - 3) / 3)) for i in range(4)))
+    explode = trace(tuple(lin(i, total ** ((3 - i) / 3)) for i in range(4)))
+    assert ("grad-vanishing" in codes(vanish)) is fires
+    assert ("grad-exploding" in codes(explode)) is fires
+
+
+@pytest.mark.parametrize(("fraction", "fires"), [(0.5, False), (0.51, True)])
+def test_saturation_line_is_half(fraction: float, fires: bool) -> None:
+    t = trace((act(0, 3.0, op="tanh", saturated=fraction),))
+    assert ("saturation" in codes(t)) is fires
+
+
+@pytest.mark.parametrize(("fraction", "batch", "severity"),
+                         [(0.69, 64, None), (0.7, 64, "warning"), (1.0, 64, "error"),
+                          (1.0, 7, None)])
+def test_dead_relu_line_is_70_percent(fraction: float, batch: int, severity: str | None) -> None:
+    t = trace((act(0, 1.0, dead_units=fraction, units=100),), batch=batch)
+    found = [f.severity for f in run_checks(t) if f.code == "dead-relu"]
+    assert found == ([severity] if severity else [])
+
+
+def test_init_loss_lines_follow_logit_scale() -> None:
+    warn, err = expected_ce(10, 3.0), expected_ce(10, 30.0)
+    assert "init-loss-high" not in codes(trace(loss=warn * 0.99))
+    sev = {f.code: f.severity for f in run_checks(trace(loss=warn * 1.01))}
+    assert sev["init-loss-high"] == "warning"
+    sev = {f.code: f.severity for f in run_checks(trace(loss=err * 1.01))}
+    assert sev["init-loss-high"] == "error"
+
+
+def test_expected_losses_match_their_closed_forms() -> None:
+    assert expected_ce(10, 0.0) == pytest.approx(math.log(10))
+    # small logits: E[CE] = ln K + s^2 (K - 1) / (2K) + O(s^4)
+    assert expected_ce(10, 0.1) == pytest.approx(math.log(10) + 0.01 * 0.45, abs=2e-3)
+    assert expected_bce(0.0) == pytest.approx(math.log(2))
+    # large logits: E[max_j z_j - z_0] = 1.54 s for K = 10 (story 1)
+    assert expected_ce(10, 1000.0) / 1000 == pytest.approx(1.54, rel=0.03)
+
+
+@pytest.mark.parametrize(("input_rms", "fires"), [(9.9, False), (10.1, True), (0.11, False),
+                                                  (0.09, True)])
+def test_input_scale_line_is_one_decade(input_rms: float, fires: bool) -> None:
+    assert ("input-not-normalized" in codes(trace(input_rms=input_rms))) is fires
+
+
+def test_sum_reduction_needs_a_batch() -> None:
+    t = trace()
+    summed = replace(t, loss=replace(t.loss, reduction="sum", value=2.3 * 64))
+    assert "sum-reduction" in codes(summed)
+    assert "sum-reduction" not in codes(replace(summed, batch_size=1))
