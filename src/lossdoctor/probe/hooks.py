@@ -68,7 +68,7 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
             has_weight = _kind in ("linear", "conv") and isinstance(weight, torch.Tensor)
             rec.record(
                 _label, _kind, _op,
-                x if pre is None else None, out, pre=pre, saturated=sat,
+                None, out, pre=pre, saturated=sat,
                 weight=weight if has_weight else None,
                 fan_in=fan_in(mod) if has_weight else None,
                 source=source,

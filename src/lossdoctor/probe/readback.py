@@ -13,8 +13,12 @@ FIELDS = ("mean", "rms", "std", "min", "max", "nonfinite", "zeros")
 def reduce(t: torch.Tensor) -> torch.Tensor:
     """Reduce a tensor to a small vector of statistics without leaving its device.
 
+    The fast path takes sums in the tensor's own dtype with a float64 accumulator and no
+    masking. If that shows a NaN/Inf (on the CPU, where looking costs nothing), or on other
+    devices always, the finite-only path masks the non-finite elements out.
+
     Args:
-        t: any tensor; complex values are reduced by magnitude, integers are cast.
+        t: any tensor; complex values are reduced by magnitude, integers and bools are cast.
 
     Returns:
         A 1-D tensor with the values of :data:`FIELDS` (finite elements only for the moments).
@@ -22,10 +26,27 @@ def reduce(t: torch.Tensor) -> torch.Tensor:
     x = t.detach()
     if x.is_complex():
         x = x.abs()
-    dtype = torch.float64 if x.device.type in ("cpu", "cuda") else torch.float32
-    x = x.to(dtype)
+    if not x.is_floating_point():
+        x = x.float()
+    acc = torch.float64 if x.device.type in ("cpu", "cuda") else torch.float32
     if x.numel() == 0:
-        return torch.zeros(len(FIELDS), dtype=dtype, device=x.device)
+        return torch.zeros(len(FIELDS), dtype=acc, device=x.device)
+    if x.device.type == "cpu":
+        s1 = x.sum(dtype=acc)
+        s2 = x.to(acc).square().sum() if x.dtype != acc else x.square().sum()
+        if bool(torch.isfinite(s1)) and bool(torch.isfinite(s2)):
+            n = x.numel()
+            mean, ms = s1 / n, s2 / n
+            lo, hi = torch.aminmax(x)
+            return torch.stack([
+                mean, ms.sqrt(), (ms - mean * mean).clamp(min=0).sqrt(), lo.to(acc), hi.to(acc),
+                torch.zeros((), dtype=acc), (x == 0).sum().to(acc),
+            ])
+    return _reduce_masked(x.to(acc))
+
+
+def _reduce_masked(x: torch.Tensor) -> torch.Tensor:
+    dtype = x.dtype
     finite = torch.isfinite(x)
     n = finite.sum()
     safe = torch.where(finite, x, torch.zeros((), dtype=dtype, device=x.device))
@@ -44,6 +65,16 @@ def reduce(t: torch.Tensor) -> torch.Tensor:
             (x == 0).sum().to(dtype),
         ]
     )
+
+
+def rms(t: torch.Tensor) -> torch.Tensor:
+    """Root mean square with a float64 accumulator (0 for an empty tensor), on-device."""
+    x = t.detach()
+    if x.numel() == 0:
+        return torch.zeros((), dtype=torch.float64, device=x.device)
+    if not x.is_floating_point():
+        x = x.double()
+    return (x.square().sum(dtype=torch.float64) / x.numel()).sqrt()
 
 
 class Readback:

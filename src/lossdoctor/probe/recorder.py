@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from lossdoctor.probe.kinds import DYING, SATURATION_Z
-from lossdoctor.probe.readback import Readback, reduce
+from lossdoctor.probe.readback import Readback, reduce, rms
 from lossdoctor.trace import LayerStats, TensorStats
 
 
@@ -117,7 +117,7 @@ class Recorder:
                     saturated=saturated,
                 )
                 if weight is not None:
-                    p.weight_rms = self.rb.scalar(weight.detach().double().pow(2).mean().sqrt())
+                    p.weight_rms = self.rb.scalar(rms(weight))
                 if p.saturated is None and inp is not None:
                     p.saturated = self._saturation(op, inp)
                 if op in DYING:
@@ -161,9 +161,14 @@ class Recorder:
     def _watch_grad(self, p: Pending, out: torch.Tensor) -> None:
         def hook(g: torch.Tensor) -> None:
             with torch.no_grad():
-                # The same tensor can receive several gradient contributions: keep the sum.
-                p.grad = self.rb.add(torch.stack([g.double().pow(2).sum(),
-                                                  (~torch.isfinite(g)).sum().double()]))
+                sq = g.square().sum(dtype=torch.float64) if g.is_floating_point() else None
+                if sq is None:
+                    return
+                if g.device.type != "cpu" or not bool(torch.isfinite(sq)):
+                    bad = (~torch.isfinite(g)).sum().double()
+                else:
+                    bad = torch.zeros((), dtype=torch.float64)
+                p.grad = self.rb.add(torch.stack([sq, bad]))
                 p.grad_numel = g.numel()
 
         out.register_hook(hook)

@@ -16,7 +16,7 @@ from lossdoctor.probe.guard import Snapshot
 from lossdoctor.probe.hooks import first_tensor, module_hooks
 from lossdoctor.probe.kinds import LOSSES, is_norm
 from lossdoctor.probe.ops import LossCall, LossTaint, OpsMode, grad_fn_producer
-from lossdoctor.probe.readback import reduce
+from lossdoctor.probe.readback import reduce, rms
 from lossdoctor.probe.recorder import Recorder, stats_from
 from lossdoctor.task import infer_task
 from lossdoctor.trace import (
@@ -168,7 +168,7 @@ def _grads(
 
 
 def _norm(grads: list[torch.Tensor | None]) -> float:
-    total = sum(float(g.double().pow(2).sum()) for g in grads if g is not None)
+    total = sum(float(g.square().sum(dtype=torch.float64)) for g in grads if g is not None)
     return math.sqrt(total)
 
 
@@ -215,7 +215,7 @@ def probe(
                 loss_error = f"{type(e).__name__}: {e}"
         output_grad: list[float] = []
         if out is not None and out.requires_grad:
-            out.register_hook(lambda g: output_grad.append(float(g.double().pow(2).mean().sqrt())))
+            out.register_hook(lambda g: output_grad.append(float(rms(g))))
 
     if loss_error is None:
         if not isinstance(loss, torch.Tensor):
@@ -286,8 +286,8 @@ def probe(
             lr, wd = per_param.get(n, (None, 0.0))
             params.append(ParamStats(
                 name=n, role=roles.get(n, "weight"), shape=tuple(p.shape),
-                rms=float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0,
-                grad_rms=float(g.double().pow(2).mean().sqrt()) if g is not None else None,
+                rms=float(rms(p)),
+                grad_rms=float(rms(g)) if g is not None else None,
                 grad_nonfinite=int((~torch.isfinite(g)).sum()) if g is not None else 0,
                 requires_grad=p.requires_grad, weight_decay=wd, lr=lr,
                 in_loss_penalty=n in taint.params_read,

@@ -1,0 +1,78 @@
+"""Diagnose time as a multiple of one plain forward+backward on the same batch.
+
+Both are measured in the same run, interleaved, and the medians compared: the machines are
+noisy, so only the ratio means something. Run: ``python benchmarks/speed.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lossdoctor as ld
+from lossdoctor.examples import deep_relu
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(32)
+        self.c2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.b2 = nn.BatchNorm2d(64)
+        self.c3 = nn.Conv2d(64, 64, 3, padding=1)
+        self.b3 = nn.BatchNorm2d(64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
+        x = F.max_pool2d(F.relu(self.b2(self.c2(x))), 2)
+        x = F.relu(self.b3(self.c3(x)))
+        return self.head(x.mean((2, 3)))
+
+
+def cnn_case() -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = SmallCNN()
+    return {"model": model, "inputs": torch.randn(64, 3, 32, 32),
+            "targets": torch.randint(0, 10, (64,)), "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.1)}
+
+
+def plain_step(case: dict[str, Any]) -> None:
+    model = case["model"]
+    loss = case["loss_fn"](model(case["inputs"]), case["targets"])
+    torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+
+
+def measure(fn: Callable[[], object], other: Callable[[], object], reps: int) -> tuple[float, float]:
+    a, b = [], []
+    fn()
+    other()  # warm-up
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        other()
+        b.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'case':34s} {'fwd+bwd ms':>11s} {'diagnose ms':>12s} {'ratio':>7s}")
+    for name, case in (("story-1 MLP 64-[750]x6-10, batch 128", deep_relu()),
+                       ("small CNN 3x32x32, batch 64", cnn_case())):
+        base, diag = measure(lambda c=case: plain_step(c), lambda c=case: ld.diagnose(**c), 15)
+        print(f"{name:34s} {1e3 * base:11.1f} {1e3 * diag:12.1f} {diag / base:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
