@@ -13,8 +13,7 @@ FIELDS = ("mean", "rms", "std", "min", "max", "nonfinite", "zeros")
 def reduce(t: torch.Tensor) -> torch.Tensor:
     """Reduce a tensor to a small vector of statistics without leaving its device.
 
-    The fast path takes sums in the tensor's own dtype with a float64 accumulator and no
-    masking. If that shows a NaN/Inf (on the CPU, where looking costs nothing), or on other
+    The fast path takes sums in the tensor's own dtype and no masking. If that shows a NaN/Inf (on the CPU, where looking costs nothing), or on other
     devices always, the finite-only path masks the non-finite elements out.
 
     Args:
@@ -26,14 +25,16 @@ def reduce(t: torch.Tensor) -> torch.Tensor:
     x = t.detach()
     if x.is_complex():
         x = x.abs()
-    if not x.is_floating_point():
-        x = x.float()
+    if not x.is_floating_point() or x.element_size() < 4:
+        x = x.float()  # integers, bools and half precision are summed in float32
     acc = torch.float64 if x.device.type in ("cpu", "cuda") else torch.float32
     if x.numel() == 0:
         return torch.zeros(len(FIELDS), dtype=acc, device=x.device)
     if x.device.type == "cpu":
-        s1 = x.sum(dtype=acc)
-        s2 = x.to(acc).square().sum() if x.dtype != acc else x.square().sum()
+        # torch's CPU sum is a cascade (pairwise) sum: float32 keeps ~1e-7 relative accuracy
+        # and is several times faster than accumulating in float64.
+        s1 = x.sum().to(acc)
+        s2 = x.square().sum().to(acc)
         if bool(torch.isfinite(s1)) and bool(torch.isfinite(s2)):
             n = x.numel()
             mean, ms = s1 / n, s2 / n
@@ -68,13 +69,13 @@ def _reduce_masked(x: torch.Tensor) -> torch.Tensor:
 
 
 def rms(t: torch.Tensor) -> torch.Tensor:
-    """Root mean square with a float64 accumulator (0 for an empty tensor), on-device."""
+    """Root mean square (0 for an empty tensor), on-device."""
     x = t.detach()
     if x.numel() == 0:
         return torch.zeros((), dtype=torch.float64, device=x.device)
     if not x.is_floating_point():
         x = x.double()
-    return (x.square().sum(dtype=torch.float64) / x.numel()).sqrt()
+    return (x.square().sum().double() / x.numel()).sqrt()
 
 
 class Readback:

@@ -161,7 +161,7 @@ class Recorder:
     def _watch_grad(self, p: Pending, out: torch.Tensor) -> None:
         def hook(g: torch.Tensor) -> None:
             with torch.no_grad():
-                sq = g.square().sum(dtype=torch.float64) if g.is_floating_point() else None
+                sq = g.square().sum().double() if g.is_floating_point() else None
                 if sq is None:
                     return
                 if g.device.type != "cpu" or not bool(torch.isfinite(sq)):
