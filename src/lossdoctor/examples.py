@@ -51,7 +51,11 @@ def mlp(widths: list[int], act: type[nn.Module], dropout: float) -> nn.Sequentia
 
 
 def deep_relu(seed: int = 0) -> dict[str, Any]:
-    """Story 1: 64 -> [750]*6 -> 10, ReLU, trunc-normal(0.5) weights and biases, dropout 0.5."""
+    """Story 1: 64 -> [750]*6 -> 10, ReLU, trunc-normal(0.5) weights and biases, dropout 0.5.
+
+    The global torch seed is set too, so the dropout masks (and the report) are reproducible.
+    """
+    torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = mlp([64] + [750] * 6 + [10], nn.ReLU, 0.5)
     for m in model.modules():

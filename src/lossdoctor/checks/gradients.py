@@ -48,7 +48,7 @@ def gradient_scale(trace: Trace) -> list[Finding]:
         findings.append(Finding(
             code="grad-exploding" if explode else "grad-vanishing",
             severity=severity,  # type: ignore[arg-type]
-            where=f"{outer[0]} -> {inner[0]}",
+            where=f"layer {outer[0]} -> {inner[0]}",
             evidence={
                 "from_layer": outer[0], "to_layer": inner[0], "grad_norm_outer": outer[1],
                 "grad_norm_inner": inner[1], "ratio_inner_to_outer": inner[1] / max(outer[1], 1e-30),
@@ -57,7 +57,7 @@ def gradient_scale(trace: Trace) -> list[Finding]:
             },
             summary=(
                 f"the gradient {'grows' if explode else 'shrinks'} {g(per_layer)}x per layer from "
-                f"{outer[0]} back to {inner[0]} (per-example norm {g(outer[1])} -> {g(inner[1])}, "
+                f"layer {outer[0]} back to {inner[0]} (per-example norm {g(outer[1])} -> {g(inner[1])}, "
                 f"{g(factor)}x; line {g(RATIO)}x)."
             ),
             explanation=(

@@ -108,7 +108,7 @@ def init_loss_high(trace: Trace) -> list[Finding]:
     if run is not None and run.ratio >= 10:
         pts = signal_points(trace)
         parts.append(
-            f"the signal grows {g(run.per_layer)}x per layer from {pts[run.start][0]} to "
+            f"the signal grows {g(run.per_layer)}x per layer from layer {pts[run.start][0]} to "
             f"{pts[run.end][0]}"
         )
         evidence["signal_gain_per_layer"] = run.per_layer

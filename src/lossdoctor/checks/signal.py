@@ -54,7 +54,7 @@ def signal_scale(trace: Trace) -> list[Finding]:
             "pre_activation_rms": [p[1] for p in pts],
         }
         summary = (
-            f"the signal {word} {g(run.per_layer)}x per layer from {a[0]} to {b[0]} "
+            f"the signal {word} {g(run.per_layer)}x per layer from layer {a[0]} to {b[0]} "
             f"(pre-activation rms {g(a[1])} -> {g(b[1])}, {g(factor)}x; line {g(RATIO)}x)"
         )
         if gains:
@@ -69,7 +69,7 @@ def signal_scale(trace: Trace) -> list[Finding]:
         findings.append(Finding(
             code="signal-exploding" if grow else "signal-vanishing",
             severity="error" if factor >= ERROR_RATIO else "warning",
-            where=f"{a[0]} -> {b[0]}",
+            where=f"layer {a[0]} -> {b[0]}",
             evidence=evidence,
             summary=summary + ".",
             explanation=(
