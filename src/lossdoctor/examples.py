@@ -84,10 +84,11 @@ def healthy_mlp(seed: int = 0) -> dict[str, Any]:
 
 def saturated_neuron(seed: int = 0) -> dict[str, Any]:
     """Story 2: one sigmoid neuron at (w, b) = (2, 2), x = 1, target 0, squared error."""
-    model = nn.Sequential(nn.Linear(1, 1), nn.Sigmoid())
+    neuron = nn.Linear(1, 1)
     with torch.no_grad():
-        model[0].weight.fill_(2.0)
-        model[0].bias.fill_(2.0)
+        neuron.weight.fill_(2.0)
+        neuron.bias.fill_(2.0)
+    model = nn.Sequential(neuron, nn.Sigmoid())
     x = torch.ones(1, 1)
     y = torch.zeros(1, 1)
     return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.MSELoss(),

@@ -63,7 +63,6 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
             out = first_tensor(output)
             if out is None or not out.is_floating_point():
                 return
-            x = first_tensor(args)
             weight = getattr(mod, "weight", None)
             has_weight = _kind in ("linear", "conv") and isinstance(weight, torch.Tensor)
             rec.record(

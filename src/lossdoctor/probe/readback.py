@@ -13,8 +13,9 @@ FIELDS = ("mean", "rms", "std", "min", "max", "nonfinite", "zeros")
 def reduce(t: torch.Tensor) -> torch.Tensor:
     """Reduce a tensor to a small vector of statistics without leaving its device.
 
-    The fast path takes sums in the tensor's own dtype and no masking. If that shows a NaN/Inf (on the CPU, where looking costs nothing), or on other
-    devices always, the finite-only path masks the non-finite elements out.
+    The fast path takes sums in the tensor's own dtype and no masking. If that shows a NaN/Inf
+    (on the CPU, where looking costs nothing), or on other devices always, the finite-only path
+    masks the non-finite elements out.
 
     Args:
         t: any tensor; complex values are reduced by magnitude, integers and bools are cast.

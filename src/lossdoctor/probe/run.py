@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -162,7 +163,7 @@ def _loss_source(loss_fn: Any) -> str:
 
 
 def _grads(
-    loss: torch.Tensor, params: list[torch.Tensor], retain: bool
+    loss: torch.Tensor, params: Sequence[torch.Tensor], retain: bool
 ) -> list[torch.Tensor | None]:
     return list(torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True))
 
@@ -194,8 +195,11 @@ def probe(
     mode = OpsMode(rec, taint)
     loss: Any = None
     loss_error: str | None = None
-    caught: list[warnings.WarningMessage] = []
-    with torch.enable_grad(), module_hooks(model, rec), warnings.catch_warnings(record=True) as caught:
+    with (
+        torch.enable_grad(),
+        module_hooks(model, rec),
+        warnings.catch_warnings(record=True) as caught,
+    ):
         warnings.simplefilter("always")
         with mode:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ class Report:
     def render(self, width: int = 100, color: bool = False) -> str:
         """The terminal report as text."""
         console = Console(width=width, record=True, color_system="standard" if color else None,
-                          force_terminal=color, file=_Null())
+                          force_terminal=color, file=io.StringIO())
         console.print(self)
         return console.export_text(styles=color)
 
@@ -60,11 +61,3 @@ class Report:
         from lossdoctor.report.terminal import renderables
 
         yield from renderables(self)
-
-
-class _Null:
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        pass
