@@ -74,6 +74,46 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def write_fix_script(source: str, report: Any) -> str:
+    """A script that rebuilds the case from its factory and applies every verified fix."""
+    from lossdoctor.repairs.verify import script_lines
+
+    lines = script_lines(report.trace, report.findings)
+    if source.startswith("lossdoctor.examples:"):
+        module, name = source.split(":")
+        load = [f"from {module} import {name} as factory", ""]
+    else:
+        path_s, _, name = source.rpartition(":")
+        path = Path(path_s).resolve()
+        load = [
+            "import importlib.util",
+            "",
+            f"_spec = importlib.util.spec_from_file_location({path.stem!r}, {str(path)!r})",
+            "_module = importlib.util.module_from_spec(_spec)",
+            "_spec.loader.exec_module(_module)",
+            f"factory = _module.{name}",
+            "",
+        ]
+    body = lines or ["# no fix was verified: nothing to change"]
+    return "\n".join([
+        f'"""Verified lossdoctor fixes for {source}: review, diff and adopt."""',
+        "",
+        *load,
+        "import lossdoctor",
+        "from lossdoctor.repairs import *  # noqa: F403",
+        "",
+        "made = factory()",
+        'case = Case(made["model"], made["inputs"], made["targets"], made["loss_fn"],',
+        '            made.get("optimizer"))',
+        *body,
+        "",
+        'if __name__ == "__main__":',
+        "    print(lossdoctor.diagnose(case.model, case.inputs, case.targets, case.loss_fn,",
+        "                              case.optimizer, verify_steps=0))",
+        "",
+    ])
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lossdoctor")
 def main() -> None:
@@ -91,9 +131,13 @@ def main() -> None:
               help="Exit with code 1 when a finding of at least this severity exists.")
 @click.option("--task", type=click.Choice(["multiclass", "binary", "multilabel", "regression"]),
               help="Override the inferred task.")
+@click.option("--verify-steps", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Optimizer steps used to verify each mechanical fix on a copy (0: off).")
+@click.option("--fix-script", type=click.Path(dir_okay=False, writable=True),
+              help="Write a script that builds TARGET and applies the verified fixes.")
 @click.option("--width", type=int, default=100, show_default=True, help="Report width.")
 def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: str,
-             task: str | None, width: int) -> None:
+             task: str | None, verify_steps: int, fix_script: str | None, width: int) -> None:
     """Diagnose one batch.
 
     TARGET is FILE.py:FACTORY, where FACTORY() returns a dict with model, inputs, targets,
@@ -104,6 +148,7 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
       lossdoctor diagnose --example deep-relu
       lossdoctor diagnose my_model.py:make --json
       lossdoctor diagnose my_model.py:make --fail-on warning
+      lossdoctor diagnose my_model.py:make --fix-script fixed.py
     """
     from lossdoctor.diagnose import diagnose as run
     from lossdoctor.examples import EXAMPLES
@@ -113,7 +158,16 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
             raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
         made = EXAMPLES[example]() if example else load_factory(target or "")
         report = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
-                     made.get("optimizer"), task=task or made.get("task"))  # type: ignore[arg-type]
+                     made.get("optimizer"), task=task or made.get("task"),  # type: ignore[arg-type]
+                     verify_steps=verify_steps)
+        if fix_script:
+            source = (f"lossdoctor.examples:{example.replace('-', '_')}" if example
+                      else str(target))
+            Path(fix_script).write_text(write_fix_script(source, report))
+            click.echo(f"lossdoctor: wrote {fix_script}", err=True)
+    except OSError as e:
+        click.echo(f"lossdoctor: error: cannot write the fix script: {e}", err=True)
+        sys.exit(2)
     except LossDoctorError as e:
         click.echo(f"lossdoctor: error: {e}", err=True)
         sys.exit(2)

@@ -12,6 +12,8 @@ from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError, LossFnError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
+from lossdoctor.repairs.case import Case
+from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
 from lossdoctor.task import TASKS
 from lossdoctor.trace import Task
@@ -28,6 +30,7 @@ def diagnose(
     optimizer: torch.optim.Optimizer | None = None,
     *,
     task: Task | None = None,
+    verify_steps: int = 20,
 ) -> Report:
     """Diagnose one batch: why does this loss look the way it does?
 
@@ -42,6 +45,8 @@ def diagnose(
             or any hand-written expression.
         optimizer: the optimizer to check (its configuration only; it is never stepped).
         task: ``multiclass``, ``binary``, ``multilabel`` or ``regression`` to override inference.
+        verify_steps: optimizer steps on the batch used to verify each mechanical fix on a deep
+            copy (with and without the fix, same RNG state); 0 turns verification off.
 
     Returns:
         A :class:`Report` with the findings and the measured trace.
@@ -56,6 +61,8 @@ def diagnose(
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise LossDoctorError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not isinstance(verify_steps, int) or verify_steps < 0:
+        raise LossDoctorError(f"verify_steps must be a non-negative integer, got {verify_steps!r}")
     if task is not None and task not in TASKS:
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     with untouched(model):
@@ -67,4 +74,8 @@ def diagnose(
             shapes = (f" (output shape {tuple(trace.output.stats.shape)}, targets shape "
                       f"{tuple(trace.targets.stats.shape)})")
         raise LossFnError(f"loss_fn raised {trace.loss.error}{shapes}")
+    if verify_steps and findings:
+        with untouched(model):
+            findings = verify(Case(model, inputs, targets, loss_fn, optimizer), trace, findings,
+                              verify_steps, task)
     return Report(trace=trace, findings=findings)

@@ -23,6 +23,29 @@ class Fix:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """A fix applied to a deep copy and measured on the same batch.
+
+    Attributes:
+        repair: name of the mechanical repair (``reinit``, ``adamw``...).
+        title: what it changes, in one line.
+        status: ``verified`` (its target measurement improved and no new error appeared),
+            ``not verified`` (it was applied and measured, but did not help), or ``failed``
+            (it could not be applied to this model).
+        before: measurements without the fix.
+        after: the same measurements with the fix.
+        message: what happened, with the numbers.
+    """
+
+    repair: str
+    title: str
+    status: Literal["verified", "not verified", "failed"]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    message: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """One diagnosed problem.
 
@@ -35,6 +58,7 @@ class Finding:
         summary: one sentence with the key numbers.
         explanation: two to four sentences with the math.
         fixes: at least one fix as code.
+        verification: the measured result of the mechanical fix, when there is one.
     """
 
     code: str
@@ -44,6 +68,7 @@ class Finding:
     summary: str
     explanation: str
     fixes: tuple[Fix, ...] = field(default_factory=tuple)
+    verification: Verification | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for JSON."""

@@ -49,6 +49,13 @@ def _finding(f: object) -> RenderableType:
     for fix in f.fixes:
         parts.append(Text(f"fix: {fix.title}", style="green"))
         parts.append(Syntax(fix.code, "python", theme="ansi_dark", background_color="default"))
+    v = f.verification
+    if v is not None:
+        style = {"verified": "bold green", "not verified": "yellow", "failed": "red"}[v.status]
+        line = Text()
+        line.append(f"{v.status} on a copy", style=style)
+        line.append(f" ({v.repair}): {v.message}")
+        parts.append(line)
     return Panel(Group(*parts), expand=True, border_style=STYLE[f.severity])
 
 

@@ -1,0 +1,115 @@
+"""Which mechanical repair answers which finding, and the line that applies it in a script."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lossdoctor.checks.depth import activation_family
+from lossdoctor.checks.fixes import init_name
+from lossdoctor.findings import Finding
+from lossdoctor.repairs import data, head, init, optim
+from lossdoctor.repairs.case import Case
+from lossdoctor.trace import Trace
+
+INIT_CODES = frozenset({"init-loss-high", "signal-exploding", "signal-vanishing", "grad-exploding",
+                        "grad-vanishing", "saturation", "dead-relu"})
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A fix that can be applied to a copy of the case.
+
+    Attributes:
+        name: short identifier.
+        codes: finding codes it answers.
+        kind: how it is judged: ``init`` (same loss, must end lower after the steps), ``head``
+            (the loss changes, must decrease faster) or ``setup`` (must not learn slower).
+        title: one line, given the trace.
+        apply: builds the repaired case from a copied case.
+        script: the Python lines that apply it to ``case`` in a fix script.
+    """
+
+    name: str
+    codes: frozenset[str]
+    kind: str
+    title: Callable[[Trace], str]
+    apply: Callable[[Case, Trace, Finding], Case]
+    script: Callable[[Trace, Finding], str]
+
+
+def _reinit(case: Case, trace: Trace, finding: Finding) -> Case:
+    init.reinit(case.model, case.inputs, activation_family(trace))
+    return case
+
+
+def _factor(finding: Finding) -> float:
+    ratio = float(finding.evidence.get("ratio", 10.0))
+    return max(ratio, 10.0)
+
+
+REPAIRS: tuple[Repair, ...] = (
+    Repair(
+        "reinit", INIT_CODES, "init",
+        lambda t: f"{init_name(activation_family(t))} + zero biases, layers rescaled to unit "
+                  "scale on the batch, small output layer",
+        _reinit,
+        lambda t, f: f"reinit(case.model, case.inputs, family={activation_family(t)!r})",
+    ),
+    Repair(
+        "logits-loss", frozenset({"mse-on-saturating-output"}), "head",
+        lambda t: "return logits and use "
+                  + ("cross-entropy" if t.output and t.output.producer == "softmax"
+                     else "BCEWithLogitsLoss"),
+        lambda c, t, f: head.logits_loss(c, t.output.producer if t.output else None),
+        lambda t, f: f"case = logits_loss(case, {t.output.producer if t.output else None!r})",
+    ),
+    Repair(
+        "drop-final-activation", frozenset({"double-softmax"}), "head",
+        lambda t: "remove the final softmax/sigmoid module (the loss applies it)",
+        lambda c, t, f: head.drop_final_activation(c),
+        lambda t, f: "case = drop_final_activation(case)",
+    ),
+    Repair(
+        "adamw", frozenset({"adam-coupled-l2"}), "setup",
+        lambda t: "AdamW with the same lr and weight decay",
+        lambda c, t, f: optim.adamw(c),
+        lambda t, f: "case = adamw(case)",
+    ),
+    Repair(
+        "no-decay-groups", frozenset({"weight-decay-on-bias"}), "setup",
+        lambda t: "parameter groups without weight decay for biases and norm parameters",
+        lambda c, t, f: optim.no_decay_groups(c),
+        lambda t, f: "case = no_decay_groups(case)",
+    ),
+    Repair(
+        "mean-reduction", frozenset({"sum-reduction"}), "setup",
+        lambda t: "mean reduction"
+                  + ("" if t.optimizer and t.optimizer.adam_family else
+                     f", learning rate x {t.batch_size} to keep the step"),
+        lambda c, t, f: optim.mean_reduction(c, t.batch_size, bool(t.optimizer
+                                                                    and t.optimizer.adam_family)),
+        lambda t, f: (f"case = mean_reduction(case, batch={t.batch_size}, "
+                      f"adam_family={bool(t.optimizer and t.optimizer.adam_family)})"),
+    ),
+    Repair(
+        "standardize-inputs", frozenset({"input-not-normalized"}), "setup",
+        lambda t: "standardise every input feature",
+        lambda c, t, f: data.standardize_inputs(c),
+        lambda t, f: "case = standardize_inputs(case)  # in training: use training-set statistics",
+    ),
+    Repair(
+        "lower-weight-decay", frozenset({"regularization-dominates"}), "setup",
+        lambda t: "weight decay lowered until the data gradient leads",
+        lambda c, t, f: optim.lower_weight_decay(c, _factor(f)),
+        lambda t, f: f"case = lower_weight_decay(case, factor={_factor(f):.3g})",
+    ),
+)
+
+
+def repair_for(finding: Finding) -> Repair | None:
+    """The repair that answers a finding, if any can be applied mechanically."""
+    if finding.code in ("regularization-dominates", "weight-decay-on-bias") \
+            and finding.where != "optimizer":
+        return None  # a penalty written inside loss_fn cannot be edited from outside
+    return next((r for r in REPAIRS if finding.code in r.codes), None)

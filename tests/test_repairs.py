@@ -1,0 +1,120 @@
+"""Verified fixes: applied to deep copies, measured, and written out as a script."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from zoo import FAULTS
+
+import lossdoctor as ld
+from lossdoctor.examples import EXAMPLES
+from lossdoctor.repairs import Case, reinit
+
+
+def verification(report: ld.Report, code: str) -> ld.Finding:
+    f = next(f for f in report.findings if f.code == code)
+    assert f.verification is not None, code
+    return f
+
+
+def test_story_1_init_fix_is_verified_near_ln_10() -> None:
+    f = verification(ld.diagnose(**EXAMPLES["deep-relu"]()), "init-loss-high")
+    v = f.verification
+    assert v is not None and v.status == "verified", v.message
+    assert v.before["loss_at_init"] > 1e5
+    assert v.after["loss_at_init"] == pytest.approx(math.log(10), rel=0.2)
+    assert v.after["signal_gain_per_layer"] == pytest.approx(1.0, abs=0.15)
+    assert "init-loss-high" not in v.after["all_codes"]
+
+
+def test_story_2_as_a_network_learns_faster_with_cross_entropy() -> None:
+    v = verification(ld.diagnose(**EXAMPLES["saturated-neuron"]()),
+                     "mse-on-saturating-output").verification
+    assert v is not None and v.status == "verified"
+    assert v.after["relative_decrease"] > 10 * v.before["relative_decrease"]
+
+
+@pytest.mark.parametrize(("fault", "code"), [
+    ("softmax-into-ce", "double-softmax"),
+    ("sigmoid-into-bce-logits", "double-softmax"),
+    ("decay-everything", "weight-decay-on-bias"),
+    ("adam-with-l2", "adam-coupled-l2"),
+    ("summed-ce", "sum-reduction"),
+    ("summed-squares", "sum-reduction"),
+    ("raw-pixels", "input-not-normalized"),
+    ("dead-layer", "dead-relu"),
+    ("saturated-tanh", "saturation"),
+    ("vanishing-grad-default-20", "grad-vanishing"),
+])
+def test_fix_is_verified(fault: str, code: str) -> None:
+    v = verification(ld.diagnose(**FAULTS[fault][0]()), code).verification
+    assert v is not None and v.status == "verified", v.message
+    assert code not in v.after["all_codes"] and code in v.before["codes"] + [code]
+    assert math.isfinite(v.after["loss_after_steps"])
+
+
+def test_functional_softmax_cannot_be_removed_mechanically() -> None:
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.lin(x), dim=1)
+
+    report = ld.diagnose(Net(), torch.randn(32, 8), torch.randint(0, 4, (32,)),
+                         nn.CrossEntropyLoss())
+    v = verification(report, "double-softmax").verification
+    assert v is not None and v.status == "failed" and "functional" in v.message
+
+
+def test_verification_off() -> None:
+    report = ld.diagnose(**EXAMPLES["deep-relu"](), verify_steps=0)
+    assert report.findings and all(f.verification is None for f in report.findings)
+
+
+def test_reinit_helper_keeps_the_rng_and_reaches_unit_scale() -> None:
+    torch.manual_seed(5)
+    case = EXAMPLES["deep-relu"]()
+    state = torch.get_rng_state()
+    reinit(case["model"], case["inputs"], "relu")
+    assert torch.equal(state, torch.get_rng_state())
+    loss = nn.functional.cross_entropy(case["model"](case["inputs"]), case["targets"])
+    assert float(loss.detach()) == pytest.approx(math.log(10), rel=0.05)
+
+
+def test_fix_script_runs_and_is_clean(tmp_path: Path) -> None:
+    target = tmp_path / "story.py"
+    target.write_text("from lossdoctor.examples import deep_relu as make\n")
+    script = tmp_path / "fixed.py"
+    done = subprocess.run([sys.executable, "-m", "lossdoctor", "diagnose", f"{target}:make",
+                           "--fix-script", str(script), "--verify-steps", "5"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    text = script.read_text()
+    assert "reinit(case.model, case.inputs, family='relu')" in text
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert "no problems found" in run.stdout
+
+
+def test_case_copy_leaves_the_original_alone() -> None:
+    case = FAULTS["adam-with-l2"][0]()
+    from lossdoctor.repairs import adamw, copy_case
+
+    original = Case(case["model"], case["inputs"], case["targets"], case["loss_fn"],
+                    case["optimizer"])
+    copy, mapping = copy_case(original)
+    fixed = adamw(copy)
+    assert type(original.optimizer).__name__ == "Adam"
+    assert type(fixed.optimizer).__name__ == "AdamW"
+    orig_ids = {id(p) for p in original.model.parameters()}
+    assert not orig_ids & {id(p) for g in fixed.optimizer.param_groups for p in g["params"]}
+    assert len(mapping) == len(orig_ids)
