@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from zoo import FAULTS
 
 import lossdoctor as ld
 from lossdoctor.examples import EXAMPLES
 from lossdoctor.repairs import Case, reinit
+from zoo import FAULTS
 
 
 def verification(report: ld.Report, code: str) -> ld.Finding:

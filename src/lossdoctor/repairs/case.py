@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +37,7 @@ class Case:
 
 
 def rebuild_optimizer(
-    opt: torch.optim.Optimizer, mapping: dict[int, torch.Tensor], cls: type | None = None,
+    opt: torch.optim.Optimizer, mapping: Mapping[int, torch.Tensor], cls: type | None = None,
     **overrides: Any,
 ) -> torch.optim.Optimizer:
     """A fresh optimizer of the same kind over mapped parameters (state is not carried over).
@@ -62,7 +62,7 @@ def rebuild_optimizer(
     return target(groups)  # type: ignore[no-any-return]
 
 
-def copy_case(case: Case) -> tuple[Case, dict[int, torch.Tensor]]:
+def copy_case(case: Case) -> tuple[Case, dict[int, nn.Parameter]]:
     """Deep-copy the model (and an ``nn.Module`` loss), rebuild the optimizer on the copy.
 
     Returns:

@@ -21,7 +21,8 @@ OUTPUT_RMS = 0.1  # logits of rms 0.1: the first cross-entropy is within 0.5% of
 
 
 def _init(m: nn.Module, family: str) -> None:
-    w = m.weight  # type: ignore[union-attr]
+    w = m.weight
+    assert isinstance(w, torch.Tensor)
     if family == "relu":
         nn.init.kaiming_normal_(w, nonlinearity="relu")
     elif family == "tanh":

@@ -40,7 +40,7 @@ def no_decay_groups(case: Case) -> Case:
             groups.append({**settings, "params": keep})
         if free:
             groups.append({**settings, "params": free, "weight_decay": 0.0})
-    return case.with_(optimizer=type(opt)(groups))
+    return case.with_(optimizer=type(opt)(groups))  # type: ignore[call-arg]
 
 
 class MeanOf(nn.Module):
@@ -59,7 +59,7 @@ def mean_reduction(case: Case, batch: int, adam_family: bool) -> Case:
     """``sum`` -> ``mean``; for SGD-like optimizers the learning rate x B keeps the step."""
     loss = case.loss_fn
     if isinstance(loss, nn.Module) and getattr(loss, "reduction", None) == "sum":
-        loss.reduction = "mean"
+        loss.reduction = "mean"  # type: ignore[assignment]
     else:
         loss = MeanOf(loss, batch)
     case = case.with_(loss_fn=loss)
