@@ -93,3 +93,21 @@ def test_deep_default_init_really_does_not_train() -> None:
         opt.step()
     assert float(loss.detach()) == pytest.approx(math.log(10), abs=0.02)
     assert float((model[0].weight.detach() - w0).norm() / w0.norm()) < 1e-4
+
+
+def test_penalty_on_weights_only_is_not_flagged() -> None:
+    import torch.nn.functional as F
+
+    case = FAULTS["heavy-l2-in-loss"][0]()
+    model = case["model"]
+
+    def loss_fn(o, t):  # type: ignore[no-untyped-def]
+        l2 = sum(p.pow(2).sum() for p in model.parameters() if p.dim() >= 2)
+        return F.cross_entropy(o, t) + 1e-4 * l2 / 2
+
+    case["loss_fn"] = loss_fn
+    report = ld.diagnose(**case, verify_steps=0)
+    assert report.trace.loss.penalty_value is not None and report.trace.loss.penalty_value > 0
+    assert "weight-decay-on-bias" not in report.codes
+    assert {p.name for p in report.trace.params if p.in_loss_penalty} == {"0.weight", "2.weight",
+                                                                           "4.weight"}

@@ -177,3 +177,12 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
         click.echo(report.render(width=width, color=sys.stdout.isatty()), nl=False)
     if fail_on != "never" and report.has(fail_on):
         sys.exit(1)
+
+
+def _register_lab() -> None:
+    from lossdoctor.lab.cli import lab
+
+    main.add_command(lab)
+
+
+_register_lab()

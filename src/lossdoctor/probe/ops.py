@@ -157,9 +157,13 @@ class OpsMode(TorchFunctionMode):
         taint = self.taint
         operands = _tensors(args) + _tensors(kwargs)
         tags = [taint.tag(t) for t in operands]
-        for t, tg in zip(operands, tags, strict=True):
-            if tg == "param" and id(t) in taint.param_ids:
-                taint.params_read.add(taint.param_ids[id(t)])
+        results = _tensors(result)
+        # Only ops that compute a tensor count as reading a parameter: p.dim(), p.shape or
+        # p.requires_grad in a filter do not put p into the penalty.
+        if results:
+            for t, tg in zip(operands, tags, strict=True):
+                if tg == "param" and id(t) in taint.param_ids:
+                    taint.params_read.add(taint.param_ids[id(t)])
         if "out" in tags:
             new = "out"
         elif "param" in tags:
@@ -175,7 +179,7 @@ class OpsMode(TorchFunctionMode):
                 taint.split = Split(args[0], args[1], -1.0 if name == "sub" else 1.0)
             elif ta == "param" and tb == "out" and name == "add":
                 taint.split = Split(args[1], args[0], 1.0)
-        for r in _tensors(result):
+        for r in results:
             taint.tags[id(r)] = (new, r)
 
 

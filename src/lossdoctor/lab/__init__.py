@@ -1,0 +1,1 @@
+"""The three stories of the design as seeded, runnable experiments."""

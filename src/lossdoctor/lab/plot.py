@@ -1,0 +1,49 @@
+"""Line plots saved to PNG (matplotlib, headless), imported only when a plot is asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lossdoctor.errors import LossDoctorError
+
+
+def line_plot(path: str | Path, series: dict[str, Sequence[float]], *, title: str,
+              xlabel: str, ylabel: str, log_if_decades: float = 2.0) -> Path:
+    """Save one line per series; the y axis is logarithmic when the values span decades.
+
+    Args:
+        path: PNG file to write.
+        series: label -> values (x is the index).
+        title: plot title.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        log_if_decades: use a log y axis when max/min of the positive values exceeds 10^this.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise LossDoctorError("plots need matplotlib: pip install 'lossdoctor[lab]'") from e
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    positive = [v for vals in series.values() for v in vals if v > 0]
+    for label, vals in series.items():
+        ax.plot(range(len(vals)), list(vals), label=label)
+    if positive and max(positive) / min(positive) > 10**log_if_decades:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out)
+    except OSError as e:
+        raise LossDoctorError(f"cannot write the plot {out}: {e}") from e
+    finally:
+        plt.close(fig)
+    return out
