@@ -181,9 +181,10 @@ def losses(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Save the loss curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, init: str, bias_init: str, dropout: float,
-        no_dropout: bool, loss: str, l2: float, l2_on: str, optimizer: str, lr: float,
-        steps: int, batch_size: int, dataset: str, seed: int, plot_path: str | None,
+def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, init: str,
+        bias_init: str, dropout: float, no_dropout: bool, loss: str, l2: float, l2_on: str,
+        optimizer: str, lr: float, steps: int, batch_size: int, dataset: str, seed: int,
+        plot_path: str | None,
         as_json: bool) -> None:
     """Story 1: a configurable MLP pipeline, first-batch loss, training and diagnosis.
 
