@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
 import click
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -210,6 +212,7 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
         split = load(dataset, seed)
         model = build(cfg, split.x_train.shape[1], split.classes)
         first = batches(split, cfg)()
+        torch.manual_seed(cfg.seed)  # the diagnosis sees the dropout masks training will use
         report = ld.diagnose(model, first[0], first[1], LossFn(cfg, model),
                              make_optimizer(cfg, model), verify_steps=0)
         console = Console(width=100, stderr=as_json)
@@ -243,6 +246,10 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
     console.print(f"first batch loss {g(result.first_data_loss + result.first_penalty)} = data "
                   f"{g(result.first_data_loss)} + L2 {g(result.first_penalty)} "
                   f"(chance ln {split.classes} = {g(result.chance)})")
+    bad = next((i for i, v in enumerate(result.losses) if not math.isfinite(v)), None)
+    if bad is not None:
+        console.print(f"[red]the loss became non-finite at step {bad}[/red] (last finite value "
+                      f"{g(max((v for v in result.losses[:bad]), default=math.nan))})")
     if result.losses:
         console.print(f"after {cfg.steps} steps: loss {g(result.losses[-1])}, train accuracy "
                       f"{100 * result.train_accuracy:.1f}%, test accuracy "
