@@ -64,7 +64,7 @@ def test_story_3_numbers() -> None:
         2 * rows["F.cross_entropy(logits, labels)"])
     model = build(Config(layers=(8,)), 4, 3)
     l2 = losses.l2_both_ways(model)
-    biases = sum(float((p**2).sum()) / 2 for p in model.parameters() if p.dim() == 1)
+    biases = sum(float((p.detach() ** 2).sum()) / 2 for p in model.parameters() if p.dim() == 1)
     assert l2["all"] - l2["weights"] == pytest.approx(biases, rel=1e-6)
 
 
