@@ -3,7 +3,8 @@
 from lossdoctor.diagnose import diagnose
 from lossdoctor.errors import LossDoctorError
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.predict import predict
 from lossdoctor.report import Report
 
-__all__ = ["Finding", "Fix", "LossDoctorError", "Report", "diagnose"]
+__all__ = ["Finding", "Fix", "LossDoctorError", "Report", "diagnose", "predict"]
 __version__ = "0.1.0"
