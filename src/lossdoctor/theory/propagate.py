@@ -178,7 +178,9 @@ def _linear_moments(m: nn.Module, mu: torch.Tensor, var: torch.Tensor
     independent across units, adds (W * W) var. A conv sums its kernel: spatial positions are
     treated alike (borders ignored).
     """
-    w = m.weight.detach().double()  # type: ignore[union-attr]
+    weight = m.weight
+    assert isinstance(weight, torch.Tensor)
+    w = weight.detach().double()
     b = getattr(m, "bias", None)
     if isinstance(m, nn.Linear):
         w_mean, w_sq = w, w * w
@@ -247,6 +249,7 @@ def propagate(
     lost = False
     for name, m in _chain(model):
         op = activation_op(m)
+        kind = (module_kind(m) or ("other", ""))[0]
         if isinstance(m, (nn.Identity,)):
             continue
         if isinstance(m, nn.Dropout):
@@ -263,8 +266,7 @@ def propagate(
         result: tuple[torch.Tensor, torch.Tensor] | None = None
         if lost:
             result = None
-        elif module_kind(m) is not None and module_kind(m)[0] in ("linear", "conv") \
-                and fan_in(m) is not None:
+        elif kind in ("linear", "conv") and fan_in(m) is not None:
             result = _linear_moments(m, mu, var)
             if result is not None:
                 last_gain2 = _mean_sq(m.weight) * (fan_in(m) or 0)  # type: ignore[arg-type]
@@ -299,9 +301,7 @@ def propagate(
             mu, var = result
         q = float((mu * mu + var).mean()) if not lost else math.nan
         q12 = float((mu * mu).mean()) if not lost else math.nan
-        if first_hidden_q is None and label in ("Linear",) or (
-                first_hidden_q is None and module_kind(m) is not None
-                and module_kind(m)[0] == "conv"):
+        if first_hidden_q is None and kind in ("linear", "conv"):
             first_hidden_q = q
         out.append(LayerPrediction(name, label, q, math.sqrt(q) if q == q else math.nan, q12,
                                    chi, in_theory))
