@@ -88,5 +88,23 @@ def main() -> None:
           f"(median of 3; {verified} findings verified)")
 
 
+def predict_speed() -> None:
+    """Time to predict a 100-layer MLP (target < 50 ms) and the ratio to one forward pass."""
+    layers: list[nn.Module] = []
+    for _ in range(100):
+        layers += [nn.Linear(256, 256), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(256, 10))
+    x = torch.randn(128, 256)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    pred, fwd = measure(lambda: ld.predict(model, input_stats=(256, 0.0, 1.0)), forward, 15)
+    print(f"predict a 100-layer MLP (width 256): {1e3 * pred:.1f} ms, "
+          f"{pred / fwd:.2f}x one forward pass of a batch of 128 ({1e3 * fwd:.1f} ms)")
+
+
 if __name__ == "__main__":
     main()
+    predict_speed()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,7 @@ def input_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return units.mean(1), units.var(1, unbiased=False)
 
 
+@lru_cache(maxsize=64)
 def critical_gain(op: str) -> float | None:
     """g with chi = g^2 E[phi'(z)^2] = 1 at the fixed point q* = g^2 E[phi(z)^2], zero biases."""
     if not supported(op):
@@ -150,7 +152,7 @@ def critical_gain(op: str) -> float | None:
 
 
 def cross_entropy_band(q: float, q12: float, classes: int, batch: int,
-                       draws: int = 400) -> tuple[float, tuple[float, float]]:
+                       draws: int = 200) -> tuple[float, tuple[float, float]]:
     """Mean and 5-95% band of a batch's mean cross-entropy for logits with these moments.
 
     Per example the K logits are i.i.d. N(0, q); two examples share a per-class offset of
@@ -171,29 +173,34 @@ def cross_entropy_band(q: float, q12: float, classes: int, batch: int,
 
 
 def _linear_moments(m: nn.Module, mu: torch.Tensor, var: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+                    ) -> tuple[torch.Tensor, torch.Tensor, float, float] | None:
     """Per-unit mean and variance after a linear or (groups = 1) conv layer, None if unsupported.
 
     The mean goes through the realised weights exactly (W mu + b); the per-example fluctuation,
     independent across units, adds (W * W) var. A conv sums its kernel: spatial positions are
-    treated alike (borders ignored).
+    treated alike (borders ignored). Also returns mean(W^2) fan_in and mean(b^2).
     """
     weight = m.weight
     assert isinstance(weight, torch.Tensor)
-    w = weight.detach().double()
+    w = weight.detach()  # kept in its own dtype: the products below are matrix-vector only
     b = getattr(m, "bias", None)
+    sq = w * w
     if isinstance(m, nn.Linear):
-        w_mean, w_sq = w, w * w
+        w_mean, w_sq = w, sq
     elif isinstance(m, nn.modules.conv._ConvNd) and not isinstance(
             m, nn.modules.conv._ConvTransposeNd) and m.groups == 1:
         dims = tuple(range(2, w.dim()))
-        w_mean, w_sq = w.sum(dims), (w * w).sum(dims)
+        w_mean, w_sq = w.sum(dims), sq.sum(dims)
     else:
         return None
     if w_mean.shape[1] != mu.shape[0]:
         return None
-    out_mu = w_mean @ mu + (b.detach().double() if b is not None else 0.0)
-    return out_mu, w_sq @ var
+    bias = b.detach().double() if b is not None else None
+    out_mu = (w_mean @ mu.to(w.dtype)).double() + (bias if bias is not None else 0.0)
+    out_var = (w_sq @ var.to(w.dtype)).double()
+    gain2 = float(sq.mean()) * (fan_in(m) or 0)
+    b2 = float((bias * bias).mean()) if bias is not None and bias.numel() else 0.0
+    return out_mu, out_var, gain2, b2
 
 
 def _norm_moments(m: nn.Module, mu: torch.Tensor, var: torch.Tensor
@@ -248,8 +255,8 @@ def propagate(
     measured = _measure(model, inputs) if inputs is not None else {}
     lost = False
     for name, m in _chain(model):
-        op = activation_op(m)
         kind = (module_kind(m) or ("other", ""))[0]
+        op = activation_op(m) if kind == "activation" else None
         if isinstance(m, (nn.Identity,)):
             continue
         if isinstance(m, nn.Dropout):
@@ -267,10 +274,10 @@ def propagate(
         if lost:
             result = None
         elif kind in ("linear", "conv") and fan_in(m) is not None:
-            result = _linear_moments(m, mu, var)
-            if result is not None:
-                last_gain2 = _mean_sq(m.weight) * (fan_in(m) or 0)  # type: ignore[arg-type]
-                b2 = _mean_sq(getattr(m, "bias", None))
+            lin = _linear_moments(m, mu, var)
+            if lin is not None:
+                result = (lin[0], lin[1])
+                last_gain2, b2 = lin[2], lin[3]
                 qs, q12s = last_gain2 * qs + b2, last_gain2 * q12s + b2
         elif op is not None and supported(op):
             mean, v, slope2 = unit_moments(op, mu, var)
@@ -299,8 +306,11 @@ def propagate(
                              "(give a batch to measure through it)")
         else:
             mu, var = result
-        q = float((mu * mu + var).mean()) if not lost else math.nan
-        q12 = float((mu * mu).mean()) if not lost else math.nan
+        if lost:
+            q = q12 = math.nan
+        else:
+            q12 = float((mu * mu).mean())
+            q = q12 + float(var.mean())
         if first_hidden_q is None and kind in ("linear", "conv"):
             first_hidden_q = q
         out.append(LayerPrediction(name, label, q, math.sqrt(q) if q == q else math.nan, q12,
