@@ -127,3 +127,39 @@ def test_predict_input_errors() -> None:
         ld.predict(model)
     with pytest.raises(ld.LossDoctorError, match="second moment"):
         ld.predict(model, input_stats=(3, 1.0, 0.5))
+
+
+def test_diagnose_cites_the_predicted_gain() -> None:
+    from lossdoctor.examples import deep_relu
+
+    report = ld.diagnose(**deep_relu(), verify_steps=0)
+    f = next(f for f in report.findings if f.code == "signal-exploding")
+    # trunc-normal(0.5), ReLU, dropout 0.5: sqrt(750 * 0.25 * 0.7737) = 12.0 per layer
+    assert f.evidence["predicted_gain_per_layer"] == pytest.approx(12.0, rel=0.03)
+    assert f.evidence["predicted_gain_per_layer"] == pytest.approx(f.evidence["gain_per_layer"],
+                                                                   rel=0.05)
+    assert "mean-field theory predicts" in f.summary
+
+
+def test_predict_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from lossdoctor.cli import main
+
+    r = CliRunner().invoke(main, ["predict", "--input-dim", "784", "--input-mean", "-0.082",
+                                  "--input-sq", "0.213", "--json"])
+    data = json.loads(r.stdout)
+    assert r.exit_code == 0 and data["initial_loss"] == pytest.approx(2.7e7, rel=0.05)
+    assert data["band"][0] < data["initial_loss"] < data["band"][1]
+    r = CliRunner().invoke(main, ["predict", "--dataset", "digits", "--layers", "256", "256",
+                                  "--init", "he", "--bias-init", "zeros", "--no-dropout",
+                                  "--plot", str(tmp_path / "rms.png")])
+    assert r.exit_code == 0 and "measured" in r.stdout
+    assert (tmp_path / "rms.png").stat().st_size > 10_000
+    r = CliRunner().invoke(main, ["predict", "--dataset", "digits", "--layers", "256", "--json"])
+    rows = json.loads(r.stdout)["rows"]
+    assert all(abs(row["ratio"] - 1) < 0.1 for row in rows if row["ratio"] is not None)
+    r = CliRunner().invoke(main, ["predict", "nope.py:make"])
+    assert r.exit_code == 2 and "no such file" in r.stderr

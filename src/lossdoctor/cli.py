@@ -186,3 +186,12 @@ def _register_lab() -> None:
 
 
 _register_lab()
+
+
+def _register_predict() -> None:
+    from lossdoctor.theory.cli import predict
+
+    main.add_command(predict)
+
+
+_register_predict()

@@ -16,6 +16,7 @@ from lossdoctor.repairs.case import Case
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
 from lossdoctor.task import TASKS
+from lossdoctor.theory.gain import with_prediction
 from lossdoctor.trace import Task
 
 # Findings that explain why torch itself refused to compute the loss.
@@ -67,6 +68,7 @@ def diagnose(
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     with untouched(model):
         trace = probe(model, inputs, targets, loss_fn, optimizer, task)
+    trace = with_prediction(trace, model, inputs)
     findings = run_checks(trace)
     if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
         shapes = ""

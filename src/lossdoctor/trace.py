@@ -260,6 +260,9 @@ class Trace:
         optimizer: optimizer record or None.
         nonfinite_origin: first NaN/Inf producer, when there is one.
         notes: warnings the model or the loss raised while probed (shown, not re-raised).
+        predicted_gain: mean-field factor per hidden layer on the pre-activation rms, from the
+            weights alone (None when the model is outside the theory).
+        predicted_initial_loss: mean-field expectation of the first cross-entropy.
     """
 
     task: Task
@@ -274,6 +277,8 @@ class Trace:
     optimizer: OptimizerStats | None
     nonfinite_origin: NonfiniteOrigin | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    predicted_gain: float | None = None
+    predicted_initial_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for JSON."""

@@ -112,6 +112,10 @@ def init_loss_high(trace: Trace) -> list[Finding]:
             f"{pts[run.end][0]}"
         )
         evidence["signal_gain_per_layer"] = run.per_layer
+    if trace.predicted_initial_loss is not None and trace.task == "multiclass":
+        evidence["predicted_initial_loss"] = trace.predicted_initial_loss
+        parts.append(f"mean-field theory predicts {g(trace.predicted_initial_loss)} from the "
+                     "weights alone")
     family = activation_family(trace)
     lin = linear_layers(trace)
     if trace.task == "regression":

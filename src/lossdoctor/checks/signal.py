@@ -66,6 +66,10 @@ def signal_scale(trace: Trace) -> list[Finding]:
                 f"; std(w)*sqrt(fan_in) = {g(mean_gain)} where {init_name(family)} gives "
                 f"{g(neutral)}"
             )
+        if trace.predicted_gain is not None:
+            evidence["predicted_gain_per_layer"] = trace.predicted_gain
+            summary += (f"; mean-field theory predicts {g(trace.predicted_gain)}x per layer for "
+                        f"this init, {init_name(family)} 1.0x")
         findings.append(Finding(
             code="signal-exploding" if grow else "signal-vanishing",
             severity="error" if factor >= ERROR_RATIO else "warning",

@@ -47,3 +47,38 @@ def line_plot(path: str | Path, series: dict[str, Sequence[float]], *, title: st
     finally:
         plt.close(fig)
     return out
+
+
+def rms_plot(path: str | Path, names: Sequence[str], predicted: Sequence[float],
+             measured: Sequence[float | None]) -> Path:
+    """Per-layer rms on a log axis: the prediction as a line, the measurement as points."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise LossDoctorError("plots need matplotlib: pip install 'lossdoctor[lab]'") from e
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    x = list(range(len(names)))
+    ax.plot(x, list(predicted), "-", label="predicted (mean-field)")
+    pts = [(i, m) for i, m in zip(x, measured, strict=True) if m is not None]
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", label="measured")
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=60, fontsize=7)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("rms of the layer's output")
+    ax.set_title("signal scale per layer")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out)
+    except OSError as e:
+        raise LossDoctorError(f"cannot write the plot {out}: {e}") from e
+    finally:
+        plt.close(fig)
+    return out
