@@ -117,7 +117,10 @@ def predict(target: str | None, layers: tuple[int, ...], more_widths: tuple[int,
     console.print(t)
     if pred.initial_loss is not None and pred.band is not None and pred.classes:
         line = (f"first loss (softmax cross-entropy, {pred.classes} classes): predicted "
-                f"{g(pred.initial_loss)}, 5-95% band [{g(pred.band[0])}, {g(pred.band[1])}]")
+                f"{g(pred.initial_loss)} over draws of this init, 5-95% band [{g(pred.band[0])}, "
+                f"{g(pred.band[1])}]")
+        if pred.network_loss is not None:
+            line += f"; for this network {g(pred.network_loss)}"
         if measured is not None:
             line += f", measured {g(measured.trace.loss.value)}"
         console.print(line + f"; chance ln {pred.classes} = {g(math.log(pred.classes))}")

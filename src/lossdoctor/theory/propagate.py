@@ -63,6 +63,9 @@ class Prediction:
             first hidden layer's scale.
         critical_gain: g at which chi = 1 at the fixed point (zero biases).
         notes: layers outside the theory and what was done about them.
+        network_loss: expected first cross-entropy of this particular network (its realised
+            per-class output means and variances), as opposed to ``initial_loss`` over all
+            draws of the init.
     """
 
     layers: tuple[LayerPrediction, ...]
@@ -74,6 +77,7 @@ class Prediction:
     recommended_gain: float | None
     critical_gain: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    network_loss: float | None = None
 
     def compare(self, measured: Any) -> list[dict[str, Any]]:
         """Prediction next to measurement for every layer both have.
@@ -149,6 +153,17 @@ def critical_gain(op: str) -> float | None:
         else:
             hi = mid
     return (lo + hi) / 2
+
+
+def network_cross_entropy(mu: torch.Tensor, var: torch.Tensor, draws: int = 20_000) -> float:
+    """E[cross-entropy] for logits z_k ~ N(mu_k, var_k) independent (this network's output)."""
+    rng = np.random.default_rng(0)
+    m, s = mu.double().numpy(), var.double().clamp_min(0).sqrt().numpy()
+    z = m + s * rng.standard_normal((draws, m.size))
+    y = rng.integers(0, m.size, size=draws)
+    mx = z.max(axis=1, keepdims=True)
+    lse = mx[:, 0] + np.log(np.exp(z - mx).sum(axis=1))
+    return float((lse - z[np.arange(draws), y]).mean())
 
 
 def cross_entropy_band(q: float, q12: float, classes: int, batch: int,
@@ -316,16 +331,18 @@ def propagate(
         out.append(LayerPrediction(name, label, q, math.sqrt(q) if q == q else math.nan, q12,
                                    chi, in_theory))
     q_out = qs if out and not lost else math.nan
-    initial = band = None
+    initial = band = network = None
     if classes and classes >= 2 and math.isfinite(q_out):
         initial, band = cross_entropy_band(q_out, q12s, classes, batch)
+        if mu.numel() == classes:
+            network = network_cross_entropy(mu, var)
     gain = None
     if act_name is not None and first_hidden_q:
         mm, _ = moments(act_name, first_hidden_q)
         gain = math.sqrt(first_hidden_q / mm) if mm > 0 else None
     return Prediction(tuple(out), math.sqrt(q_out) if q_out == q_out else math.nan, classes,
                       initial, band, act_name, gain,
-                      critical_gain(act_name) if act_name else None, tuple(notes))
+                      critical_gain(act_name) if act_name else None, tuple(notes), network)
 
 
 def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
