@@ -34,11 +34,18 @@ def with_prediction(trace: Trace, model: nn.Module, inputs: Any) -> Trace:
         with torch.no_grad():
             mu, var = input_moments(x)
             pred = propagate(model, mu, var, trace.n_classes if trace.task == "multiclass"
-                             else None, trace.batch_size)
+                             else None, trace.batch_size, draws=0)
     except Exception:  # noqa: BLE001 - the theory is an extra; measurement stands without it
         return trace
     if pred.notes or not pred.layers:
         return trace
     rms = [p.rms for p in pred.layers if p.op in ("Linear", "Conv1d", "Conv2d", "Conv3d")]
-    return replace(trace, predicted_gain=predicted_gain(rms),
-                   predicted_initial_loss=pred.initial_loss)
+    loss = None
+    if trace.task == "multiclass" and trace.n_classes and pred.layers:
+        from lossdoctor.checks.init_loss import expected_ce
+
+        last = pred.layers[-1]
+        # over the init's draws every logit is N(0, q): E[CE] needs only q and K
+        loss = expected_ce(trace.n_classes, round(math.sqrt(last.q), 6)) if last.q == last.q \
+            else None
+    return replace(trace, predicted_gain=predicted_gain(rms), predicted_initial_loss=loss)

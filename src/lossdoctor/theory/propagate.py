@@ -245,6 +245,7 @@ def propagate(
     classes: int | None = None,
     batch: int = 128,
     inputs: Any = None,
+    draws: int = 200,
 ) -> Prediction:
     """Predict every layer of a chain model from its weights and the input feature moments.
 
@@ -256,6 +257,7 @@ def propagate(
         classes: classes of a softmax cross-entropy on the output (None: no loss prediction).
         batch: batch size the loss band is predicted for.
         inputs: an optional batch; layers outside the theory are then measured on it.
+        draws: simulated batches for the loss band (0: no loss prediction).
     """
     mu, var = mu.double().reshape(-1), var.double().reshape(-1)
     # The ensemble (scalar) recursion, over all weight draws, predicts the first loss and its
@@ -269,6 +271,11 @@ def propagate(
     first_hidden_q = None
     measured = _measure(model, inputs) if inputs is not None else {}
     lost = False
+    containers = [type(m).__name__ for m in model.modules()
+                  if list(m.children()) and not isinstance(m, nn.Sequential)]
+    if containers:
+        notes.append(f"{containers[0]} is not an nn.Sequential chain: the prediction follows the "
+                     "registration order of its layers and cannot see functional ops in forward()")
     for name, m in _chain(model):
         kind = (module_kind(m) or ("other", ""))[0]
         op = activation_op(m) if kind == "activation" else None
@@ -332,8 +339,8 @@ def propagate(
                                    chi, in_theory))
     q_out = qs if out and not lost else math.nan
     initial = band = network = None
-    if classes and classes >= 2 and math.isfinite(q_out):
-        initial, band = cross_entropy_band(q_out, q12s, classes, batch)
+    if classes and classes >= 2 and math.isfinite(q_out) and draws:
+        initial, band = cross_entropy_band(q_out, q12s, classes, batch, draws)
         if mu.numel() == classes:
             network = network_cross_entropy(mu, var)
     gain = None
