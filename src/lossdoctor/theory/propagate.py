@@ -155,7 +155,7 @@ def critical_gain(op: str) -> float | None:
     return (lo + hi) / 2
 
 
-def network_cross_entropy(mu: torch.Tensor, var: torch.Tensor, draws: int = 20_000) -> float:
+def network_cross_entropy(mu: torch.Tensor, var: torch.Tensor, draws: int = 4000) -> float:
     """E[cross-entropy] for logits z_k ~ N(mu_k, var_k) independent (this network's output)."""
     rng = np.random.default_rng(0)
     m, s = mu.double().numpy(), var.double().clamp_min(0).sqrt().numpy()
