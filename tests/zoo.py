@@ -444,3 +444,19 @@ def broadcast_mse() -> Case:
 
 
 FAULTS["broadcast-mse"] = (broadcast_mse, "loss-task-mismatch", "error")
+
+
+def lr_too_high() -> Case:
+    case = he_mlp(3)()
+    case["optimizer"] = torch.optim.SGD(case["model"].parameters(), lr=20.0)
+    return case
+
+
+def lr_too_low() -> Case:
+    case = he_mlp(3)()
+    case["optimizer"] = torch.optim.SGD(case["model"].parameters(), lr=1e-6)
+    return case
+
+
+FAULTS["lr-too-high"] = (lr_too_high, "lr-too-high", "error")
+FAULTS["lr-too-low"] = (lr_too_low, "lr-too-low", "info")

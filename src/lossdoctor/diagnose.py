@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError, LossFnError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
+from lossdoctor.probe.steps import step_stats
 from lossdoctor.repairs.case import Case
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
@@ -46,8 +48,9 @@ def diagnose(
             or any hand-written expression.
         optimizer: the optimizer to check (its configuration only; it is never stepped).
         task: ``multiclass``, ``binary``, ``multilabel`` or ``regression`` to override inference.
-        verify_steps: optimizer steps on the batch used to verify each mechanical fix on a deep
-            copy (with and without the fix, same RNG state); 0 turns verification off.
+        verify_steps: optimizer steps on the batch, on a deep copy, used to judge the learning
+            rate and to verify each mechanical fix (with and without it, same RNG state); 0 turns
+            both off.
 
     Returns:
         A :class:`Report` with the findings and the measured trace.
@@ -69,6 +72,13 @@ def diagnose(
     with untouched(model):
         trace = probe(model, inputs, targets, loss_fn, optimizer, task)
     trace = with_prediction(trace, model, inputs)
+    if verify_steps and trace.loss.error is None and trace.loss.requires_grad:
+        case = Case(model, inputs, targets, loss_fn, optimizer)
+        with untouched(model):
+            try:
+                trace = replace(trace, steps=step_stats(case, verify_steps))
+            except Exception as e:  # noqa: BLE001 - e.g. an uncopyable model, LBFGS's closure
+                trace = replace(trace, notes=(*trace.notes, f"probe steps skipped: {e}"))
     findings = run_checks(trace)
     if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
         shapes = ""

@@ -227,6 +227,25 @@ class OptimizerStats:
 
 
 @dataclass(frozen=True)
+class StepStats:
+    """A few optimizer steps on a copy of the model, on the probed batch.
+
+    Attributes:
+        losses: loss before each step and after the last (stops at a non-finite value).
+        update_ratios: ||w_1 - w_0|| / ||w_0|| of every weight matrix after the first step.
+        optimizer: optimizer used.
+        lr: its largest learning rate.
+        given: whether the user passed the optimizer (else a default SGD was used).
+    """
+
+    losses: tuple[float, ...]
+    update_ratios: tuple[float, ...]
+    optimizer: str
+    lr: float
+    given: bool
+
+
+@dataclass(frozen=True)
 class NonfiniteOrigin:
     """Where the first NaN/Inf appeared.
 
@@ -263,6 +282,7 @@ class Trace:
         predicted_gain: mean-field factor per hidden layer on the pre-activation rms, from the
             weights alone (None when the model is outside the theory).
         predicted_initial_loss: mean-field expectation of the first cross-entropy.
+        steps: a few optimizer steps on a copy (None when step probing is off).
     """
 
     task: Task
@@ -279,6 +299,7 @@ class Trace:
     notes: tuple[str, ...] = field(default_factory=tuple)
     predicted_gain: float | None = None
     predicted_initial_loss: float | None = None
+    steps: StepStats | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for JSON."""

@@ -7,6 +7,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     gradients,
     init_loss,
     labels,
+    learning_rate,
     loss_head,
     numerics,
     optimizer,

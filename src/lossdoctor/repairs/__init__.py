@@ -4,9 +4,15 @@ from lossdoctor.repairs.case import Case, copy_case
 from lossdoctor.repairs.data import standardize_inputs
 from lossdoctor.repairs.head import drop_final_activation, logits_loss
 from lossdoctor.repairs.init import reinit
-from lossdoctor.repairs.optim import adamw, lower_weight_decay, mean_reduction, no_decay_groups
+from lossdoctor.repairs.optim import (
+    adamw,
+    lower_weight_decay,
+    mean_reduction,
+    no_decay_groups,
+    scale_lr,
+)
 
 __all__ = [
     "Case", "adamw", "copy_case", "drop_final_activation", "logits_loss", "lower_weight_decay",
-    "mean_reduction", "no_decay_groups", "reinit", "standardize_inputs",
+    "mean_reduction", "no_decay_groups", "reinit", "scale_lr", "standardize_inputs",
 ]

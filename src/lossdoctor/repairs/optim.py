@@ -76,3 +76,12 @@ def lower_weight_decay(case: Case, factor: float) -> Case:
     for g in case.optimizer.param_groups:
         g["weight_decay"] = g.get("weight_decay", 0.0) / factor
     return case
+
+
+def scale_lr(case: Case, factor: float) -> Case:
+    """Multiply every group's learning rate by ``factor``."""
+    if case.optimizer is None:
+        raise LossDoctorError("no optimizer given: pass yours to change its learning rate")
+    for g in case.optimizer.param_groups:
+        g["lr"] = g["lr"] * factor
+    return case

@@ -43,6 +43,15 @@ def _reinit(case: Case, trace: Trace, finding: Finding) -> Case:
     return case
 
 
+def _lr_factor(finding: Finding, high: bool) -> float:
+    """Scale that brings the update/weight ratio to 1e-3 (x0.1 / x10 when it is unknown)."""
+    ratio = finding.evidence.get("update_ratio_median")
+    if not ratio:
+        return 0.1 if high else 10.0
+    factor = 1e-3 / float(ratio)
+    return min(factor, 0.1) if high else max(factor, 10.0)
+
+
 def _factor(finding: Finding) -> float:
     ratio = float(finding.evidence.get("ratio", 10.0))
     return max(ratio, 10.0)
@@ -97,6 +106,18 @@ REPAIRS: tuple[Repair, ...] = (
         lambda t: "standardise every input feature",
         lambda c, t, f: data.standardize_inputs(c),
         lambda t, f: "case = standardize_inputs(case)  # in training: use training-set statistics",
+    ),
+    Repair(
+        "lower-lr", frozenset({"lr-too-high"}), "setup",
+        lambda t: "learning rate scaled towards an update/weight ratio of 1e-3",
+        lambda c, t, f: optim.scale_lr(c, _lr_factor(f, True)),
+        lambda t, f: f"case = scale_lr(case, {_lr_factor(f, True):.3g})",
+    ),
+    Repair(
+        "raise-lr", frozenset({"lr-too-low"}), "setup",
+        lambda t: "learning rate scaled towards an update/weight ratio of 1e-3",
+        lambda c, t, f: optim.scale_lr(c, _lr_factor(f, False)),
+        lambda t, f: f"case = scale_lr(case, {_lr_factor(f, False):.3g})",
     ),
     Repair(
         "lower-weight-decay", frozenset({"regularization-dominates"}), "setup",

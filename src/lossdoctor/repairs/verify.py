@@ -14,8 +14,6 @@ import math
 from dataclasses import replace
 from typing import Any
 
-import torch
-
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.base import g
 from lossdoctor.checks.depth import extreme, grad_points, signal_points
@@ -23,37 +21,12 @@ from lossdoctor.errors import LossDoctorError
 from lossdoctor.findings import Finding, Verification
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
-from lossdoctor.probe.run import call_model
+from lossdoctor.probe.steps import train_steps
 from lossdoctor.repairs.case import Case, copy_case
 from lossdoctor.repairs.registry import Repair, repair_for
-from lossdoctor.trace import Task, Trace
+from lossdoctor.trace import StepStats, Task, Trace
 
 LOUD = ("warning", "error")
-
-
-def train_steps(case: Case, steps: int) -> list[float]:
-    """Loss before each of ``steps`` optimizer steps on the batch, and after the last.
-
-    Gradients come from ``torch.autograd.grad`` over the case's own parameters and are written
-    to their ``.grad`` only, so a ``loss_fn`` that reads other tensors never touches them.
-    """
-    model = case.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = case.optimizer or torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    losses: list[float] = []
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.manual_seed(0)
-        for step in range(steps + 1):
-            loss = case.loss_fn(call_model(model, case.inputs), case.targets)
-            value = float(loss.detach())
-            losses.append(value)
-            if step == steps or not math.isfinite(value) or not loss.requires_grad:
-                break
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            for p, grad in zip(params, grads, strict=True):
-                p.grad = torch.zeros_like(p) if grad is None else grad
-            opt.step()
-    return losses
 
 
 def _metrics(trace: Trace, findings: list[Finding], losses: list[float]) -> dict[str, Any]:
@@ -82,10 +55,16 @@ def _metrics(trace: Trace, findings: list[Finding], losses: list[float]) -> dict
 
 
 def _measure(case: Case, task: Task | None, steps: int) -> tuple[Trace, list[Finding], list[float]]:
+    """Probe the repaired copy, train it ``steps`` steps, and run the checks on both."""
     with untouched(case.model):
         trace = probe(case.model, case.inputs, case.targets, case.loss_fn, case.optimizer, task)
-    findings = run_checks(trace)
-    return trace, findings, train_steps(case, steps)
+    ratios: list[float] = []
+    losses = train_steps(case, steps, ratios)
+    opt = case.optimizer
+    trace = replace(trace, steps=StepStats(
+        tuple(losses), tuple(ratios), type(opt).__name__ if opt else "SGD",
+        max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None))
+    return trace, run_checks(trace), losses
 
 
 def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
@@ -155,7 +134,8 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
                 out[i] = replace(out[i], verification=Verification(
                     repair.name, repair.title(trace), "failed", {}, {}, str(e)))
         return out
-    base_losses = train_steps(base_case, steps)
+    base_losses = list(trace.steps.losses) if trace.steps is not None \
+        and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
     before = _metrics(trace, findings, base_losses)
     before_errors = {f.code for f in findings if f.severity == "error"}
     for repair, idx in todo.values():

@@ -1,0 +1,75 @@
+"""``lr-too-high`` / ``lr-too-low``: what a few optimizer steps on a copy show.
+
+The update-to-weight ratio ||w_1 - w_0|| / ||w_0|| of a healthy step is about 1e-3 (Karpathy,
+CS231n "Babysitting the learning process"); TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022) flags
+log10 of it outside [-4, -1]. Too high also shows directly: the loss ends the probe steps 50%
+above where it started, or non-finite. Too low needs both a ratio below 1e-4 and a loss that moved
+less than 1% over the steps, so a slowly but surely learning model is left alone; it is info
+only, because a few steps cannot tell a slow start (momentum still building up) from a stall.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from lossdoctor.checks.base import check, g
+from lossdoctor.findings import Finding, Fix
+from lossdoctor.trace import Trace
+
+HIGH_RATIO = 1e-1
+LOW_RATIO = 1e-4
+RISE = 1.5
+STILL = 0.01
+
+
+def _fix(factor: float) -> Fix:
+    return Fix(f"scale the learning rate by {g(factor)}",
+               f"for group in optimizer.param_groups:\n    group[\"lr\"] *= {g(factor)}")
+
+
+@check
+def learning_rate(trace: Trace) -> list[Finding]:
+    """Learning rate far from a healthy update size, or a loss that rises under it."""
+    st = trace.steps
+    if st is None or len(st.losses) < 2 or not math.isfinite(st.losses[0]):
+        return []
+    first, last = st.losses[0], st.losses[-1]
+    ratio = statistics.median(st.update_ratios) if st.update_ratios else None
+    evidence = {"optimizer": st.optimizer, "lr": st.lr, "loss_first": first, "loss_last": last,
+                "steps": len(st.losses) - 1, "update_ratio_median": ratio,
+                "ratio_line_high": HIGH_RATIO, "ratio_line_low": LOW_RATIO}
+    diverged = not math.isfinite(last)
+    rising = diverged or last > RISE * first
+    if rising or (ratio is not None and ratio > HIGH_RATIO):
+        why = (f"the loss went {g(first)} -> {g(last)} in {len(st.losses) - 1} steps"
+               if rising else "")
+        if ratio is not None and ratio > HIGH_RATIO:
+            why += ("; " if why else "") + (f"one step changes the weights by {g(100 * ratio)}% "
+                                            f"(line {g(100 * HIGH_RATIO)}%)")
+        return [Finding(
+            code="lr-too-high", severity="error" if diverged else "warning", where="optimizer",
+            evidence=evidence,
+            summary=f"at lr {g(st.lr)} ({st.optimizer}) {why}.",
+            explanation=(
+                "A step of size lr * grad must stay inside the region where the loss is roughly "
+                "quadratic: beyond about 2 / (largest curvature) gradient descent overshoots and "
+                "the loss grows. Healthy steps change the weights by about 0.1% "
+                "(update/weight ratio 1e-3)."
+            ),
+            fixes=(_fix(0.1),),
+        )]
+    if ratio is not None and ratio < LOW_RATIO and (first - last) < STILL * abs(first):
+        return [Finding(
+            code="lr-too-low", severity="info", where="optimizer", evidence=evidence,
+            summary=(f"at lr {g(st.lr)} ({st.optimizer}) one step changes the weights by "
+                     f"{g(ratio)} of their size (line {g(LOW_RATIO)}) and the loss moved "
+                     f"{g(first)} -> {g(last)} in {len(st.losses) - 1} steps."),
+            explanation=(
+                "With updates 10,000x smaller than the weights, training needs that many steps "
+                "to change anything; healthy runs sit near 1e-3. Either the learning rate is too "
+                "small for this optimizer or the gradients are vanishing (see grad-vanishing)."
+            ),
+            fixes=(_fix(10.0),),
+        )]
+    return []
