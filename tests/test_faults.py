@@ -3,9 +3,9 @@
 import math
 
 import pytest
+from scenarios import FAULTS, default_mlp
 
 import lossdoctor as ld
-from zoo import FAULTS, default_mlp
 
 
 @pytest.mark.parametrize("name", sorted(FAULTS))

@@ -1,9 +1,9 @@
 """No false alarms: every healthy control gets no warning and no error."""
 
 import pytest
+from scenarios import HEALTHY
 
 import lossdoctor as ld
-from zoo import HEALTHY
 
 
 @pytest.mark.parametrize("name", sorted(HEALTHY))

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from scenarios import FAULTS
 from torch import nn
 
 import lossdoctor as ld
 from lossdoctor.examples import EXAMPLES
 from lossdoctor.repairs import Case, reinit
-from zoo import FAULTS
 
 
 def verification(report: ld.Report, code: str) -> ld.Finding:

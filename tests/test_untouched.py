@@ -6,10 +6,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from scenarios import FAULTS, HEALTHY
 from torch import nn
 
 import lossdoctor as ld
-from zoo import FAULTS, HEALTHY
 
 CASES = {**{f"healthy/{k}": v for k, v in HEALTHY.items()},
          **{f"fault/{k}": v[0] for k, v in FAULTS.items()}}

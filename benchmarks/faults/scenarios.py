@@ -1,4 +1,4 @@
-"""Models for the tests: healthy controls and one fault per finding code.
+"""Scenarios for the tests and the fault benchmark: healthy controls and faults.
 
 Each entry builds a fresh ``dict(model, inputs, targets, loss_fn[, optimizer, task])`` from a
 fixed seed, so tests can call it as often as they like.
@@ -460,3 +460,232 @@ def lr_too_low() -> Case:
 
 FAULTS["lr-too-high"] = (lr_too_high, "lr-too-high", "error")
 FAULTS["lr-too-low"] = (lr_too_low, "lr-too-low", "info")
+
+
+# ---------------------------------------------------------------- more faults for the benchmark
+
+
+def story_1() -> Case:
+    from lossdoctor.examples import deep_relu
+
+    return deep_relu()
+
+
+def story_2_quadratic() -> Case:
+    from lossdoctor.examples import saturated_neuron
+
+    return saturated_neuron()
+
+
+def story_2_half_ce() -> Case:
+    from lossdoctor.examples import half_cross_entropy
+
+    return half_cross_entropy()
+
+
+class PlainCNN(nn.Module):
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.c2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.c3 = nn.Conv2d(32, 32, 3, padding=1)
+        self.head = nn.Linear(32, 10)
+        with torch.no_grad():
+            for c in (self.c1, self.c2, self.c3):
+                nn.init.kaiming_normal_(c.weight, nonlinearity="relu")
+                c.weight.mul_(scale)
+                c.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.c1(x))
+        x = F.relu(self.c2(x))
+        x = F.relu(self.c3(x))
+        return self.head(x.mean((2, 3)))
+
+
+def cnn_exploding() -> Case:
+    _seed(30)
+    return {"model": PlainCNN(scale=6.0), "inputs": torch.randn(32, 1, 12, 12),
+            "targets": torch.randint(0, 10, (32,)), "loss_fn": nn.CrossEntropyLoss()}
+
+
+def cnn_he() -> Case:
+    _seed(31)
+    return {"model": PlainCNN(), "inputs": torch.randn(32, 1, 12, 12),
+            "targets": torch.randint(0, 10, (32,)), "loss_fn": nn.CrossEntropyLoss()}
+
+
+def deep_sigmoid() -> Case:
+    _seed(32)
+    x, y = blobs()
+    model = relu_mlp(10, width=128, act=nn.Sigmoid)
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.01)}
+
+
+def residual_huge_head() -> Case:
+    case = residual()
+    with torch.no_grad():
+        case["model"].head.weight.mul_(100.0)
+    return case
+
+
+class TwoHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = relu_mlp(2, width=64, k=64)
+        self.cls = nn.Linear(64, 10)
+        self.aux = nn.Linear(64, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.relu(self.body(x))
+        return F.softmax(self.cls(h), dim=1), self.aux(h)
+
+
+def two_heads_softmax() -> Case:
+    _seed(33)
+    x, y = blobs()
+    return {"model": TwoHeads(), "inputs": x, "targets": y,
+            "loss_fn": lambda out, t: F.cross_entropy(out[0], t) + 0.1 * out[1].pow(2).mean()}
+
+
+def offset_regression() -> Case:
+    case = regression()
+    case["targets"] = case["targets"] + 500.0
+    return case
+
+
+def nll_on_logits() -> Case:
+    _seed(34)
+    x, y = blobs()
+    return {"model": relu_mlp(2, width=64), "inputs": x, "targets": y, "loss_fn": nn.NLLLoss()}
+
+
+def bn_dead() -> Case:
+    case = cnn_bn()
+    with torch.no_grad():
+        case["model"].b2.bias.fill_(-6.0)
+    return case
+
+
+def multilabel_with_ce() -> Case:
+    case = multilabel()
+    case["loss_fn"] = nn.CrossEntropyLoss()
+    return case
+
+
+class LogFeatures(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(32, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.log(F.relu(self.lin(x))))
+
+
+def log_features() -> Case:
+    _seed(35)
+    x, y = blobs()
+    return {"model": LogFeatures(), "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss()}
+
+
+def nan_inputs() -> Case:
+    case = he_mlp(3)()
+    x = case["inputs"].clone()
+    x[5, 3] = float("nan")
+    case["inputs"] = x
+    return case
+
+
+def negative_binary_labels() -> Case:
+    case = binary_logits()
+    case["targets"] = case["targets"] * 2 - 1  # {-1, 1}, as for a hinge loss
+    return case
+
+
+def adam_lr_1() -> Case:
+    case = he_mlp(3)()
+    case["optimizer"] = torch.optim.Adam(case["model"].parameters(), lr=1.0)
+    return case
+
+
+def tanh_raw_inputs() -> Case:
+    case = xavier_tanh()
+    case["inputs"] = case["inputs"] * 50
+    return case
+
+
+def summed_bce_multilabel() -> Case:
+    case = multilabel()
+    case["loss_fn"] = nn.BCEWithLogitsLoss(reduction="sum")
+    return case
+
+
+def huge_weight_decay() -> Case:
+    case = he_mlp(2)()
+    case["optimizer"] = torch.optim.SGD(case["model"].parameters(), lr=0.01, weight_decay=50.0)
+    return case
+
+
+class Bag(nn.Module):
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 32)
+        self.head = nn.Linear(32, 5)
+        with torch.no_grad():
+            self.emb.weight.mul_(scale)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids).mean(1))
+
+
+def embedding_huge() -> Case:
+    _seed(36)
+    return {"model": Bag(300.0), "inputs": torch.randint(0, 100, (64, 12)),
+            "targets": torch.randint(0, 5, (64,)), "loss_fn": nn.CrossEntropyLoss()}
+
+
+def embedding_healthy() -> Case:
+    _seed(37)
+    return {"model": Bag(1.0), "inputs": torch.randint(0, 100, (64, 12)),
+            "targets": torch.randint(0, 5, (64,)), "loss_fn": nn.CrossEntropyLoss()}
+
+
+def negated_ce() -> Case:
+    case = he_mlp(3)()
+    case["loss_fn"] = lambda o, t: -F.cross_entropy(o, t)
+    return case
+
+
+def oscillating_sgd() -> Case:
+    case = he_mlp(3)()
+    case["optimizer"] = torch.optim.SGD(case["model"].parameters(), lr=1.5, momentum=0.9)
+    return case
+
+
+def adamw_no_decay_groups() -> Case:
+    case = he_mlp(3)()
+    model = case["model"]
+    case["optimizer"] = torch.optim.AdamW([
+        {"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": 0.01},
+        {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0},
+    ], lr=1e-3)
+    return case
+
+
+def leaky_gelu_mix() -> Case:
+    _seed(38)
+    x, y = blobs()
+    model = nn.Sequential(nn.Linear(32, 128), nn.LeakyReLU(0.1), nn.Linear(128, 128), nn.GELU(),
+                          nn.Linear(128, 10))
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
+            "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
+
+
+HEALTHY.update({
+    "cnn-he-no-bn": cnn_he,
+    "embedding-bag": embedding_healthy,
+    "adamw-no-decay-groups": adamw_no_decay_groups,
+    "leaky-gelu-adam": leaky_gelu_mix,
+})
