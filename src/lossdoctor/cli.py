@@ -109,7 +109,7 @@ def write_fix_script(source: str, report: Any) -> str:
         "",
         'if __name__ == "__main__":',
         "    print(lossdoctor.diagnose(case.model, case.inputs, case.targets, case.loss_fn,",
-        "                              case.optimizer, verify_steps=0))",
+        "                              case.optimizer))",
         "",
     ])
 

@@ -167,12 +167,18 @@ def script_lines(trace: Trace, findings: list[Finding]) -> list[str]:
     """The lines that apply every verified fix, in order, once each."""
     lines: list[str] = []
     seen: set[str] = set()
+    reinit = any(f.verification is not None and f.verification.status == "verified"
+                 and f.verification.repair == "reinit" for f in findings)
     for f in findings:
         v = f.verification
         repair = repair_for(f)
         if v is None or v.status != "verified" or repair is None or repair.name in seen:
             continue
         seen.add(repair.name)
+        if reinit and repair.name in ("lower-lr", "raise-lr"):
+            # the learning rate was judged on the broken init; judge it again after reinit
+            lines.append(f"# skipped ({v.message}): re-run lossdoctor after the re-initialisation")
+            continue
         lines.append(f"# {v.message}")
         lines.append(repair.script(trace, f))
     return lines
