@@ -46,6 +46,8 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
         label = name or type(m).__name__
 
         def pre_hook(mod: nn.Module, args: Any, _kind: str = kind, _op: str = op) -> None:
+            if not rec.enabled:
+                return
             rec.depth += 1
             x = first_tensor(args)
             pre = sat = None
@@ -58,6 +60,8 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
             mod: nn.Module, args: Any, output: Any,
             _kind: str = kind, _op: str = op, _label: str = label,
         ) -> None:
+            if not rec.enabled or id(mod) not in before:
+                return
             rec.depth -= 1
             source, pre, sat = before.pop(id(mod), (None, None, None))
             out = first_tensor(output)

@@ -64,6 +64,15 @@ class Recorder:
     busy: bool = False      # True while the probe itself computes statistics
     producers: dict[tuple[int, tuple[int, ...]], Pending] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    enabled: bool = True    # hooks stay registered but record nothing while False (monitor)
+
+    def reset(self) -> None:
+        """Forget every record (the monitor reuses one recorder across scheduled steps)."""
+        self.rb = Readback()
+        self.pending = []
+        self.producers = {}
+        self.counts = {}
+        self.depth = 0
 
     def fn_name(self, op: str) -> str:
         """Unique name for the n-th call of a functional op."""

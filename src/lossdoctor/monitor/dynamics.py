@@ -1,0 +1,100 @@
+"""Training-run checks over the loss history: diverging, plateau, oscillating.
+
+All three work on a moving average over ``window`` steps, so single noisy mini-batches do not
+trigger them. Lines: diverging when the smoothed loss is twice its best so far and rose over the
+last window; plateau when the smoothed loss improved by less than 1% over the last two windows
+while still above half its first value (a finished run also stops improving, but near its
+minimum); oscillating when, over the last window, the loss swings by more than half its level
+(peak to trough of the raw loss over the smoothed mean), its steps change direction more than
+60% of the time (random noise: about 67%, a steady descent: far less), it is not trending down,
+and it is still above a quarter of its first value: near convergence mini-batch noise alone swings
+by more than half of a small loss, and that is not a fault.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from lossdoctor.checks.base import g
+from lossdoctor.findings import Finding, Fix
+
+DIVERGE = 2.0
+PLATEAU = 0.01
+SWING = 0.5
+TURNS = 0.6
+SETTLED = 0.25
+
+
+def _smooth(losses: list[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(losses):
+        acc += v
+        if i >= window:
+            acc -= losses[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def dynamics(losses: list[float], window: int, first_step: int = 1) -> list[Finding]:
+    """Findings from the loss history (finite values only; non-finite is the monitor's job)."""
+    if len(losses) < 2 * window or any(not math.isfinite(v) for v in losses):
+        return []
+    sm = _smooth(losses, window)
+    step = first_step + len(losses) - 1
+    found: list[Finding] = []
+    best = min(sm[window - 1:])
+    now, before = sm[-1], sm[-window]
+    if best > 0 and now > DIVERGE * best and now > before:
+        found.append(Finding(
+            "loss-diverging", "error", f"step {step}",
+            {"step": step, "smoothed_loss": now, "best_smoothed_loss": best, "line": DIVERGE},
+            f"step {step}: the loss (moving average over {window}) is {g(now)}, {g(now / best)}x "
+            f"its best {g(best)}, and still rising.",
+            "A loss that climbs back above twice its best is moving away from the minimum: the "
+            "steps are too large for the curvature it has reached (learning rate, a warm-up that "
+            "ended, or an exploding layer).",
+            (Fix("lower the learning rate and clip the gradient norm",
+                 "for group in optimizer.param_groups:\n    group[\"lr\"] *= 0.1\n"
+                 "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)"),),
+        ))
+    if len(losses) >= 3 * window:
+        old = sm[-2 * window]
+        first = sm[window - 1]
+        if old > 0 and (old - now) / old < PLATEAU and now > 0.5 * first:
+            found.append(Finding(
+                "loss-plateau", "warning", f"step {step}",
+                {"step": step, "smoothed_loss": now, "two_windows_ago": old, "first": first,
+                 "line": PLATEAU},
+                f"step {step}: the loss moved {g(old)} -> {g(now)} over the last {2 * window} "
+                f"steps (< {g(100 * PLATEAU)}%) and is still {g(100 * now / first)}% of where it "
+                "started.",
+                "A loss stuck near its starting value means the gradient carries no usable "
+                "signal: vanishing gradients, dead or saturated units, a learning rate far too "
+                "small, or a loss/target mismatch.",
+                (Fix("run a one-batch diagnosis of the current model",
+                     "print(lossdoctor.diagnose(model, x, y, loss_fn, optimizer))"),),
+            ))
+    recent = losses[-window:]
+    level = statistics.fmean(recent)
+    diffs = [b - a for a, b in zip(recent[:-1], recent[1:], strict=True)]
+    turns = sum(1 for a, b in zip(diffs[:-1], diffs[1:], strict=True) if a * b < 0)
+    turn_share = turns / max(len(diffs) - 1, 1)
+    swing = (max(recent) - min(recent)) / level if level > 0 else 0.0
+    trending = now < 0.9 * before
+    unsettled = level > SETTLED * sm[window - 1]
+    if swing > SWING and turn_share > TURNS and not trending and unsettled:
+        found.append(Finding(
+            "loss-oscillating", "warning", f"step {step}",
+            {"step": step, "swing": swing, "turn_share": turn_share, "level": level,
+             "line_swing": SWING, "line_turns": TURNS},
+            f"step {step}: over the last {window} steps the loss swings by {g(100 * swing)}% of "
+            f"its level {g(level)} and changes direction at {g(100 * turn_share)}% of the steps, "
+            "without trending down.",
+            "Steps that overshoot the minimum along a steep direction bounce between its walls: "
+            "the loss goes up and down around a level instead of descending. A smaller learning "
+            "rate (or momentum) damps it.",
+            (Fix("halve the learning rate", "for group in optimizer.param_groups:\n"
+                 "    group[\"lr\"] *= 0.5"),),
+        ))
+    return found

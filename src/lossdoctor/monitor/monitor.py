@@ -1,0 +1,367 @@
+"""``Monitor``: the one-batch checks on a schedule during real training, plus the dynamics checks.
+
+Hooks stay registered while the monitor is attached but only record on scheduled steps (every
+``every`` observed steps); in between they return at once. Losses are kept as detached tensors
+and read back on scheduled steps only, so the default schedule adds no per-step ``.item()``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossdoctor.checks.base import g
+from lossdoctor.checks.dead_units import dead_relu
+from lossdoctor.checks.gradients import gradient_scale
+from lossdoctor.checks.learning_rate import HIGH_RATIO, LOW_RATIO
+from lossdoctor.checks.saturation import saturation
+from lossdoctor.checks.signal import signal_scale
+from lossdoctor.errors import LossDoctorError
+from lossdoctor.findings import Finding, Fix
+from lossdoctor.monitor.dynamics import dynamics
+from lossdoctor.probe.hooks import first_tensor, module_hooks
+from lossdoctor.probe.recorder import Recorder
+from lossdoctor.probe.run import tensor_stats
+from lossdoctor.report import Report
+from lossdoctor.trace import LossStats, Trace
+
+CHECKS = (signal_scale, gradient_scale, saturation, dead_relu)
+
+
+class NonFiniteLoss(LossDoctorError):
+    """Raised by ``observe`` with ``stop_on_nonfinite=True`` at the first NaN/Inf loss."""
+
+
+class FindingRaised(LossDoctorError):
+    """Raised by ``observe`` with ``on_finding="raise"``; ``.finding`` holds the finding."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(f"{finding.code}: {finding.summary}")
+        self.finding = finding
+
+
+class LossDoctorWarning(UserWarning):
+    """Warning category of ``on_finding="warn"``."""
+
+
+class Monitor:
+    """Watch a training run.
+
+    Args:
+        model: the model being trained.
+        optimizer: its optimizer (needed for ``stale-gradients`` and the update ratio).
+        every: measure layers and gradients every this many observed steps.
+        window: steps in the loss moving average of the dynamics checks (default: ``every``,
+            at least 10).
+        on_finding: ``"warn"`` (a :class:`LossDoctorWarning`), ``"raise"``
+            (:class:`FindingRaised`), ``"ignore"``, or a callable taking the finding.
+        stop_on_nonfinite: check every loss and raise :class:`NonFiniteLoss` at the first
+            NaN/Inf, naming the step, the first layer that produced it and the input statistics.
+        writer: a ``torch.utils.tensorboard.SummaryWriter``: per-layer scalars and findings as
+            text on scheduled steps.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        every: int = 50,
+        window: int | None = None,
+        on_finding: str | Callable[[Finding], Any] = "warn",
+        stop_on_nonfinite: bool = False,
+        writer: Any = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if every < 1:
+            raise LossDoctorError(f"every must be >= 1, got {every}")
+        if not callable(on_finding) and on_finding not in ("warn", "raise", "ignore"):
+            raise LossDoctorError("on_finding must be 'warn', 'raise', 'ignore' or a callable")
+        self.model = model
+        self.optimizer = optimizer
+        self.every = every
+        self.window = window or max(every, 10)
+        self.on_finding = on_finding
+        self.stop_on_nonfinite = stop_on_nonfinite
+        self.writer = writer
+        self.step = 0
+        self.losses: list[float] = []
+        self.findings: list[Finding] = []
+        self.last_trace: Trace | None = None
+        self._pending_losses: list[torch.Tensor] = []
+        self._rec = Recorder(enabled=False)
+        self._stack: ExitStack | None = None
+        self._handles: list[Any] = []
+        self._steps_taken = 0
+        self._seen: dict[int, int] = {}
+        self._stale: list[str] = []
+        self._before: list[torch.Tensor] | None = None
+        self._ratios: list[float] = []
+        self._dead_first: dict[str, float] = {}
+        self._reported: set[tuple[str, str]] = set()
+        self._bad_layer: list[tuple[str, torch.Tensor]] = []
+        self._inputs: Any = None
+
+    # ---------------------------------------------------------------- attach / detach
+
+    def __enter__(self) -> Monitor:
+        self.attach()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def attach(self) -> None:
+        """Register the hooks (idempotent)."""
+        if self._stack is not None:
+            return
+        self._stack = ExitStack()
+        self._stack.enter_context(module_hooks(self.model, self._rec))
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for p in self.model.parameters():
+            if p.requires_grad:
+                self._handles.append(p.register_hook(self._param_hook(p, names[id(p)])))
+        if self.optimizer is not None:
+            self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
+            self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
+        self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
+        if self.stop_on_nonfinite:
+            for name, m in self.model.named_modules():
+                if not list(m.children()):
+                    self._handles.append(m.register_forward_hook(self._finite_hook(name)))
+        self._arm()
+
+    def detach(self) -> None:
+        """Remove every hook; the model is left as it was."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+        self._rec.enabled = False
+
+    # ---------------------------------------------------------------- hooks
+
+    def _scheduled(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def _arm(self) -> None:
+        """Prepare recording if the next step is scheduled."""
+        active = self._scheduled(self.step + 1)
+        if active:
+            self._rec.reset()
+        self._rec.enabled = active
+
+    def _root_pre(self, module: nn.Module, args: Any) -> None:
+        if self.stop_on_nonfinite:
+            self._bad_layer = []
+            self._inputs = first_tensor(args)
+
+    def _finite_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, out: Any) -> None:
+            t = first_tensor(out)
+            if t is not None and t.is_floating_point():
+                self._bad_layer.append((name, (~torch.isfinite(t.detach())).any()))
+        return hook
+
+    def _param_hook(self, p: torch.Tensor, name: str) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if self._seen.get(id(p), -1) == self._steps_taken:
+                return  # a further backward before the next step: deliberate accumulation
+            self._seen[id(p)] = self._steps_taken
+            if self._steps_taken and self._rec.enabled and p.grad is not None \
+                    and bool(p.grad.detach().abs().sum() > 0):
+                self._stale.append(name)
+        return hook
+
+    def _pre_step(self, opt: Any, args: Any, kwargs: Any) -> None:
+        if self._rec.enabled:
+            self._before = [p.detach().clone() for p in self.model.parameters() if p.dim() >= 2]
+
+    def _post_step(self, opt: Any, args: Any, kwargs: Any) -> None:
+        self._steps_taken += 1
+        if self._before is not None:
+            weights = [p for p in self.model.parameters() if p.dim() >= 2]
+            for w0, w1 in zip(self._before, weights, strict=True):
+                norm = float(w0.double().norm())
+                if norm > 0:
+                    self._ratios.append(float((w1.detach() - w0).double().norm()) / norm)
+            self._before = None
+
+    # ---------------------------------------------------------------- observe
+
+    def observe(self, loss: Any = None) -> None:
+        """Call once per training step, after ``optimizer.step()``, with that step's loss."""
+        self.step += 1
+        if loss is not None:
+            t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+            self._pending_losses.append(t.reshape(-1)[:1].double())
+            if self.stop_on_nonfinite and not bool(torch.isfinite(t).all()):
+                self._raise_nonfinite(float(t.reshape(-1)[0]))
+        if self._rec.enabled:
+            self._measure()
+        self._arm()
+
+    def _raise_nonfinite(self, value: float) -> None:
+        where = "the loss itself (every layer output was finite)"
+        for name, bad in self._bad_layer:
+            if bool(bad):
+                where = f"layer {name}"
+                break
+        detail = ""
+        if self._inputs is not None and self._inputs.is_floating_point():
+            st = tensor_stats(self._inputs)
+            detail = (f"; inputs: mean {g(st.mean)}, rms {g(st.rms)}, range [{g(st.min)}, "
+                      f"{g(st.max)}], {st.nonfinite} non-finite")
+        finding = Finding(
+            "nonfinite", "error", where, {"step": self.step, "loss": value},
+            f"step {self.step}: loss = {g(value)}, first produced by {where}{detail}.",
+            "One non-finite value poisons every value computed from it; after the next "
+            "optimizer step the weights are NaN too.",
+            (Fix("find the op with anomaly detection",
+                 "with torch.autograd.detect_anomaly():\n    loss_fn(model(x), y).backward()"),),
+        )
+        self.findings.append(finding)
+        raise NonFiniteLoss(finding.summary)
+
+    def _measure(self) -> None:
+        if self._pending_losses:
+            new = torch.cat(self._pending_losses).tolist()
+            self._pending_losses = []
+            self.losses.extend(new)
+        layers = self._rec.layers()
+        self._rec.enabled = False
+        batch = layers[0].output.shape[0] if layers and layers[0].output.shape else 1
+        value = self.losses[-1] if self.losses else math.nan
+        trace = Trace(
+            task="unknown", n_classes=None, batch_size=batch, layers=layers, params=(),
+            loss=LossStats(value=value, kind="custom", reduction=None, source="monitor",
+                           requires_grad=True),
+            output=None, targets=None, inputs=None, optimizer=None,
+        )
+        self.last_trace = trace
+        found: list[Finding] = []
+        for check in CHECKS:
+            found.extend(check(trace))
+        found.extend(self._time_checks(layers))
+        bad = next((i for i, v in enumerate(self.losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            found.append(Finding(
+                "nonfinite", "error", f"step {bad + 1}", {"step": bad + 1, "loss": self.losses[bad]},
+                f"step {bad + 1}: the loss became {g(self.losses[bad])}.",
+                "One non-finite value poisons every value computed from it. Run with "
+                "stop_on_nonfinite=True to stop at that step and name the layer.",
+                (Fix("stop at the first NaN", "Monitor(model, optimizer, stop_on_nonfinite=True)"),),
+            ))
+        else:
+            found.extend(dynamics(self.losses, self.window))
+        self._log(layers)
+        for f in found:
+            self._emit(f)
+
+    def _time_checks(self, layers: Any) -> list[Finding]:
+        found = []
+        if self._stale:
+            names = sorted(set(self._stale))
+            found.append(Finding(
+                "stale-gradients", "error", "optimizer",
+                {"step": self.step, "params": names[:10], "count": len(names)},
+                f"step {self.step}: {len(names)} parameter(s) still held the previous step's "
+                "gradient when backward ran again: gradients are never zeroed.",
+                "backward() adds into .grad. Without optimizer.zero_grad() between steps every "
+                "step applies the sum of all past gradients, so the effective step keeps growing. "
+                "Deliberate accumulation (several backward passes per optimizer step, zeroed "
+                "after the step) is not flagged.",
+                (Fix("zero the gradients every step",
+                     "optimizer.zero_grad(set_to_none=True)\nloss.backward()\noptimizer.step()"),),
+            ))
+            self._stale = []
+        if self._ratios:
+            ratio = statistics.median(self._ratios)
+            self._ratios = []
+            if ratio > HIGH_RATIO or ratio < LOW_RATIO:
+                high = ratio > HIGH_RATIO
+                found.append(Finding(
+                    "lr-too-high" if high else "lr-too-low", "warning" if high else "info",
+                    "optimizer", {"step": self.step, "update_ratio_median": ratio},
+                    f"step {self.step}: one optimizer step changes the weights by {g(ratio)} of "
+                    f"their size (healthy: about 1e-3; lines {g(LOW_RATIO)} and {g(HIGH_RATIO)}).",
+                    "The update-to-weight ratio measures the step against the weights it moves "
+                    "(Karpathy, CS231n); far above 1e-3 the run jumps around, far below it "
+                    "barely moves.",
+                    (Fix("scale the learning rate", "for group in optimizer.param_groups:\n"
+                         f"    group[\"lr\"] *= {g(1e-3 / ratio) if ratio else 10}"),),
+                ))
+        for layer in layers:
+            if layer.dead_units is None:
+                continue
+            first = self._dead_first.setdefault(layer.name, layer.dead_units)
+            if layer.dead_units >= 0.7 and layer.dead_units - first >= 0.3:
+                found.append(Finding(
+                    "dead-relu", "warning", layer.name,
+                    {"step": self.step, "dead_fraction": layer.dead_units, "first": first},
+                    f"step {self.step}: {g(100 * layer.dead_units)}% of {layer.name}'s units are "
+                    f"dead, up from {g(100 * first)}% when monitoring started.",
+                    "Units die during training when a large step pushes their pre-activation "
+                    "negative for every input; they then get no gradient and never recover.",
+                    (Fix("lower the learning rate or use LeakyReLU", "nn.LeakyReLU(0.01)"),),
+                ))
+        return found
+
+    def _log(self, layers: Any) -> None:
+        if self.writer is None:
+            return
+        if self.losses and math.isfinite(self.losses[-1]):
+            self.writer.add_scalar("lossdoctor/loss", self.losses[-1], self.step)
+        for layer in layers:
+            self.writer.add_scalar(f"lossdoctor/{layer.name}/out_rms", layer.output.rms, self.step)
+            if layer.grad_rms is not None:
+                self.writer.add_scalar(f"lossdoctor/{layer.name}/grad_rms", layer.grad_rms,
+                                       self.step)
+            if layer.dead_units is not None:
+                self.writer.add_scalar(f"lossdoctor/{layer.name}/dead", layer.dead_units,
+                                       self.step)
+
+    def _emit(self, f: Finding) -> None:
+        key = (f.code, f.where if not f.where.startswith("step ") else "")
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        if not f.summary.startswith("step "):
+            f = replace(f, summary=f"step {self.step}: {f.summary}",
+                        evidence={**f.evidence, "step": self.step})
+        self.findings.append(f)
+        if self.writer is not None:
+            self.writer.add_text("lossdoctor/findings", f"{f.severity} {f.code}: {f.summary}",
+                                 self.step)
+        if f.severity == "info" or self.on_finding == "ignore":
+            return
+        if self.on_finding == "warn":
+            warnings.warn(f"{f.code}: {f.summary}", LossDoctorWarning, stacklevel=3)
+        elif self.on_finding == "raise":
+            raise FindingRaised(f)
+        elif callable(self.on_finding):
+            self.on_finding(f)
+
+    def report(self) -> Report:
+        """Everything found so far, as the same :class:`Report` type ``diagnose`` returns."""
+        if self._pending_losses:
+            self.losses.extend(torch.cat(self._pending_losses).tolist())
+            self._pending_losses = []
+        trace = self.last_trace or Trace(
+            task="unknown", n_classes=None, batch_size=0, layers=(), params=(),
+            loss=LossStats(value=self.losses[-1] if self.losses else math.nan, kind="custom",
+                           reduction=None, source="monitor", requires_grad=True),
+            output=None, targets=None, inputs=None, optimizer=None)
+        order = {"error": 0, "warning": 1, "info": 2}
+        return Report(trace=trace, findings=sorted(self.findings, key=lambda f: order[f.severity]))
