@@ -61,6 +61,7 @@ class LayerStats:
         grad_rms: root mean square of the loss gradient with respect to the output.
         grad_nonfinite: NaN/Inf entries in that gradient.
         is_output: whether this record produced the model's output tensor.
+        source_index: index of the record whose output is this record's input, when known.
     """
 
     index: int
@@ -79,6 +80,7 @@ class LayerStats:
     grad_rms: float | None = None
     grad_nonfinite: int = 0
     is_output: bool = False
+    source_index: int | None = None
 
 
 @dataclass(frozen=True)

@@ -38,38 +38,73 @@ def signal_points(trace: Trace) -> list[tuple[str, float]]:
     ]
 
 
-def grad_points(trace: Trace) -> list[tuple[str, float]]:
-    """Per-example gradient norm at the output of every linear/conv layer, input to output.
+def _chain(trace: Trace) -> list[LayerStats]:
+    """Linear/conv layers on the path into the output, input side first, following producers.
 
-    The norm (not the per-element rms) is what a correctly scaled init preserves when widths
-    change: with He init, ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is
-    exactly 0 are left out: that is structural (a zero-initialised residual branch above them,
-    a dead layer, a detached path) and other checks report it.
+    Starts at the last linear/conv layer and walks back through activations, norms, residual
+    additions and pass-through ops; branches that do not feed that path (attention's query and
+    key projections) are left out.
     """
+    layers = trace.layers
+    lin = [layer for layer in layers
+           if layer.phase == "model" and layer.kind in ("linear", "conv")]
+    if not lin:
+        return []
+    chain = [lin[-1]]
+    cur = lin[-1]
+    while cur.source_index is not None:
+        cur = layers[cur.source_index]
+        if cur.kind in ("linear", "conv"):
+            chain.append(cur)
+    return chain[::-1]
+
+
+def grad_points(trace: Trace) -> list[tuple[str, float]]:
+    """Per-example gradient norm at the output of linear/conv layers, input to output.
+
+    The layers are those on the path into the output (:func:`_chain`) when that path has at
+    least three of them, otherwise every linear/conv layer in execution order, unless two of
+    them read the same input (a branched model, where execution order is not depth: no series). The norm (not the
+    per-element rms) is what a correctly scaled init preserves when widths change: with He init,
+    ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is exactly 0 are left out:
+    that is structural (a zero-initialised residual branch above them, a dead layer, a detached
+    path) and other checks report it.
+    """
+    chain = _chain(trace)
+    if len(chain) < 3:
+        everything = [layer for layer in trace.layers
+                      if layer.phase == "model" and layer.kind in ("linear", "conv")]
+        sources = [layer.source_index for layer in everything if layer.source_index is not None]
+        if len(sources) != len(set(sources)):
+            return []  # branched (e.g. query/key/value read one input): order is not depth
+        chain = everything
     pts = []
-    for layer in trace.layers:
-        if (layer.phase == "model" and layer.kind in ("linear", "conv") and layer.grad_rms
-                and not layer.grad_nonfinite and math.isfinite(layer.grad_rms)):
-            numel = layer.output.numel
-            per_example = numel / max(trace.batch_size, 1)
+    for layer in chain:
+        if (layer.grad_rms and not layer.grad_nonfinite and math.isfinite(layer.grad_rms)):
+            per_example = layer.output.numel / max(trace.batch_size, 1)
             pts.append((layer.name, layer.grad_rms * math.sqrt(per_example)))
     return pts
 
 
 def extreme(points: list[tuple[str, float]], grow: bool) -> Run | None:
-    """The pair i < j with the largest growth (``grow``) or shrinkage of the series."""
+    """The largest monotone growth (``grow``) or shrinkage between two points of the series.
+
+    Only runs where every step goes the same way count: in a branched model (attention's query,
+    key and value projections, parallel heads) consecutive records are not consecutive depths,
+    and a pair picked from different branches says nothing about depth.
+    """
     best: Run | None = None
-    anchor = 0
+    start = 0
     for j in range(1, len(points)):
-        a = max(points[anchor][1], TINY)
+        a = max(points[j - 1][1], TINY)
         b = max(points[j][1], TINY)
-        ratio = b / a
-        better = best is None or (ratio > best.ratio if grow else ratio < best.ratio)
-        if better:
-            best = Run(anchor, j, ratio, ratio ** (1.0 / (j - anchor)))
-        prev = max(points[j][1], TINY)
-        if (grow and prev < a) or (not grow and prev > a):
-            anchor = j
+        if (b > a) != grow or b == a:
+            start = j
+            continue
+        s = max(points[start][1], TINY)
+        ratio = b / s
+        if best is None or (ratio > best.ratio if grow else ratio < best.ratio):
+            best = Run(start, j, ratio, ratio ** (1.0 / (j - start)))
     return best
 
 

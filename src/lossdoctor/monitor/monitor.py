@@ -87,6 +87,10 @@ class Monitor:
         if not callable(on_finding) and on_finding not in ("warn", "raise", "ignore"):
             raise LossDoctorError("on_finding must be 'warn', 'raise', 'ignore' or a callable")
         self.model = model
+        # wrappers (accelerate's AcceleratedOptimizer, Lightning's) keep the real one inside
+        while optimizer is not None and not hasattr(optimizer, "_optimizer_step_pre_hooks") \
+                and hasattr(optimizer, "optimizer"):
+            optimizer = optimizer.optimizer
         self.optimizer = optimizer
         self.every = every
         self.window = window or max(every, 10)

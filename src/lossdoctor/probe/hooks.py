@@ -28,6 +28,18 @@ def first_tensor(x: Any) -> torch.Tensor | None:
     return logits if isinstance(logits, torch.Tensor) else None
 
 
+_PASS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity,
+         nn.Flatten)
+
+
+def _alias_hook(rec: Recorder) -> Any:
+    def hook(mod: nn.Module, args: Any, output: Any) -> None:
+        x, out = first_tensor(args), first_tensor(output)
+        if rec.enabled and x is not None and out is not None:
+            rec.alias(out, x)
+    return hook
+
+
 @contextmanager
 def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
     """Record linear, conv, norm, embedding and activation modules while the block runs.
@@ -41,6 +53,8 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
     for name, m in model.named_modules():
         kind_op = module_kind(m)
         if kind_op is None:
+            if isinstance(m, _PASS):
+                handles.append(m.register_forward_hook(_alias_hook(rec)))
             continue
         kind, op = kind_op
         label = name or type(m).__name__

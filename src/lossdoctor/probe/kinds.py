@@ -46,6 +46,12 @@ LOSSES: dict[str, str] = {
 
 ADDS = frozenset({"add", "sub"})
 
+# Ops whose output carries its input's signal unchanged in kind (for following a layer chain).
+PASS_THROUGH = frozenset({
+    "dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d",
+    "flatten", "reshape", "view", "contiguous", "squeeze", "unsqueeze", "permute", "transpose",
+})
+
 _MODULE_OPS: dict[type[nn.Module], str] = {
     nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu",
     nn.ELU: "elu", nn.SELU: "selu", nn.CELU: "celu", nn.GELU: "gelu", nn.SiLU: "silu",

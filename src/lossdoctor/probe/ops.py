@@ -16,7 +16,15 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from lossdoctor.probe.kinds import ACTIVATIONS, ADDS, LOGS, LOSSES, PROB_HEADS, op_name
+from lossdoctor.probe.kinds import (
+    ACTIVATIONS,
+    ADDS,
+    LOGS,
+    LOSSES,
+    PASS_THROUGH,
+    PROB_HEADS,
+    op_name,
+)
 from lossdoctor.probe.recorder import Recorder
 
 
@@ -117,6 +125,8 @@ class OpsMode(TorchFunctionMode):
                            source=source)
             elif name in ADDS and rec.phase == "model" and self._is_residual(args, result):
                 rec.record(rec.fn_name(name), "add", name, x, result, source=rec.producer(x))
+            elif name in PASS_THROUGH and x is not None:
+                rec.alias(result, x)
         if rec.phase == "loss":
             self._propagate(name, args, kwargs, result)
         return result

@@ -32,6 +32,7 @@ class Pending:
     grad: slice | None = None
     grad_numel: int = 0
     is_output: bool = False
+    source_index: int | None = None
 
 
 def stats_from(shape: tuple[int, ...], values: list[float]) -> TensorStats:
@@ -86,6 +87,12 @@ class Recorder:
             return None
         return self.producers.get((t.data_ptr(), tuple(t.shape)))
 
+    def alias(self, out: torch.Tensor, inp: torch.Tensor) -> None:
+        """Let a pass-through op's output (dropout, a view) point at its input's producer."""
+        src = self.producer(inp)
+        if src is not None and out.numel():
+            self.producers[(out.data_ptr(), tuple(out.shape))] = src
+
     def record(
         self,
         name: str,
@@ -124,6 +131,7 @@ class Recorder:
                     inputs=pre, output=(tuple(out.shape), self.rb.add(reduce(out))),
                     fan_in=fan_in, source_op=source.op if source is not None else None,
                     saturated=saturated,
+                    source_index=source.index if source is not None else None,
                 )
                 if weight is not None:
                     p.weight_rms = self.rb.scalar(rms(weight))
@@ -207,6 +215,7 @@ class Recorder:
                     grad_rms=grad_rms,
                     grad_nonfinite=grad_nonfinite,
                     is_output=p.is_output,
+                    source_index=p.source_index,
                 )
             )
         return tuple(out)

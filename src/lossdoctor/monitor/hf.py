@@ -1,0 +1,52 @@
+"""A Hugging Face ``TrainerCallback`` that runs a :class:`Monitor`.
+
+The Trainer does not hand callbacks each step's loss, only the average it logs every
+``logging_steps``; the monitor gets those values (a sparser loss history) and measures layers and
+gradients on its own schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback
+
+from lossdoctor.monitor.monitor import Monitor
+from lossdoctor.report import Report
+
+
+class LossDoctorHFCallback(TrainerCallback):  # type: ignore[misc]
+    """Attach at ``on_train_begin``, observe every step, feed logged losses, detach at the end.
+
+    Args:
+        **monitor_kwargs: passed to :class:`Monitor`.
+    """
+
+    def __init__(self, **monitor_kwargs: Any) -> None:
+        self.monitor_kwargs = monitor_kwargs
+        self.monitor: Monitor | None = None
+        self._logged: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
+                       optimizer: Any = None, **kwargs: Any) -> None:
+        self.monitor = Monitor(model, optimizer, **self.monitor_kwargs)
+        self.monitor.attach()
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self._logged = float(logs["loss"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.monitor is not None:
+            self.monitor.observe(self._logged)
+            self._logged = None
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.monitor is not None:
+            self.monitor.detach()
+
+    def report(self) -> Report:
+        """The monitor's report."""
+        if self.monitor is None:
+            raise RuntimeError("training has not started")
+        return self.monitor.report()
