@@ -25,6 +25,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/monitor_overhead.py
 	$(BIN)/python benchmarks/faults/run.py
 
 clean:

@@ -25,7 +25,6 @@ class LossDoctorHFCallback(TrainerCallback):  # type: ignore[misc]
     def __init__(self, **monitor_kwargs: Any) -> None:
         self.monitor_kwargs = monitor_kwargs
         self.monitor: Monitor | None = None
-        self._logged: float | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                        optimizer: Any = None, **kwargs: Any) -> None:
@@ -33,13 +32,12 @@ class LossDoctorHFCallback(TrainerCallback):  # type: ignore[misc]
         self.monitor.attach()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-        if logs and "loss" in logs:
-            self._logged = float(logs["loss"])
+        if logs and "loss" in logs and self.monitor is not None:
+            self.monitor.add_loss(float(logs["loss"]))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.monitor is not None:
-            self.monitor.observe(self._logged)
-            self._logged = None
+            self.monitor.observe()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.monitor is not None:

@@ -1,7 +1,8 @@
 """``Monitor``: the one-batch checks on a schedule during real training, plus the dynamics checks.
 
-Hooks stay registered while the monitor is attached but only record on scheduled steps (every
-``every`` observed steps); in between they return at once. Losses are kept as detached tensors
+Layer hooks are registered only for scheduled steps (every ``every`` observed steps); the
+parameter and optimizer hooks that tell stale gradients from deliberate accumulation stay, and
+return at once on other steps. Losses are kept as detached tensors
 and read back on scheduled steps only, so the default schedule adds no per-step ``.item()``.
 """
 
@@ -104,6 +105,7 @@ class Monitor:
         self._pending_losses: list[torch.Tensor] = []
         self._rec = Recorder(enabled=False)
         self._stack: ExitStack | None = None
+        self._modules: ExitStack | None = None
         self._handles: list[Any] = []
         self._steps_taken = 0
         self._seen: dict[int, int] = {}
@@ -129,7 +131,6 @@ class Monitor:
         if self._stack is not None:
             return
         self._stack = ExitStack()
-        self._stack.enter_context(module_hooks(self.model, self._rec))
         names = {id(p): n for n, p in self.model.named_parameters()}
         for p in self.model.parameters():
             if p.requires_grad:
@@ -137,8 +138,8 @@ class Monitor:
         if self.optimizer is not None:
             self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
             self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
-        self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
         if self.stop_on_nonfinite:
+            self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
             for name, m in self.model.named_modules():
                 if not list(m.children()):
                     self._handles.append(m.register_forward_hook(self._finite_hook(name)))
@@ -152,6 +153,7 @@ class Monitor:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
+        self._unhook_modules()
         self._rec.enabled = False
 
     # ---------------------------------------------------------------- hooks
@@ -160,16 +162,27 @@ class Monitor:
         return step % self.every == 0
 
     def _arm(self) -> None:
-        """Prepare recording if the next step is scheduled."""
+        """Prepare recording if the next step is scheduled.
+
+        Module hooks exist only for scheduled steps: a module with forward hooks takes PyTorch's
+        slower call path, which costs a few percent on every step if they stay registered.
+        """
         active = self._scheduled(self.step + 1)
         if active:
             self._rec.reset()
+            if self._modules is None:
+                self._modules = ExitStack()
+                self._modules.enter_context(module_hooks(self.model, self._rec))
         self._rec.enabled = active
 
+    def _unhook_modules(self) -> None:
+        if self._modules is not None:
+            self._modules.close()
+            self._modules = None
+
     def _root_pre(self, module: nn.Module, args: Any) -> None:
-        if self.stop_on_nonfinite:
-            self._bad_layer = []
-            self._inputs = first_tensor(args)
+        self._bad_layer = []
+        self._inputs = first_tensor(args)
 
     def _finite_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, out: Any) -> None:
@@ -196,10 +209,12 @@ class Monitor:
         self._steps_taken += 1
         if self._before is not None:
             weights = [p for p in self.model.parameters() if p.dim() >= 2]
-            for w0, w1 in zip(self._before, weights, strict=True):
-                norm = float(w0.double().norm())
-                if norm > 0:
-                    self._ratios.append(float((w1.detach() - w0).double().norm()) / norm)
+            with torch.no_grad():
+                norms = torch.stack([torch.linalg.vector_norm(w0) for w0 in self._before])
+                moved = torch.stack([torch.linalg.vector_norm(w1 - w0)
+                                     for w0, w1 in zip(self._before, weights, strict=True)])
+            self._ratios.extend(float(m) / float(n)
+                                for m, n in zip(moved.tolist(), norms.tolist(), strict=True) if n > 0)
             self._before = None
 
     # ---------------------------------------------------------------- observe
@@ -215,6 +230,10 @@ class Monitor:
         if self._rec.enabled:
             self._measure()
         self._arm()
+
+    def add_loss(self, value: float) -> None:
+        """Record a loss value without advancing the step (for loops that log losses sparsely)."""
+        self._pending_losses.append(torch.tensor([float(value)], dtype=torch.float64))
 
     def _raise_nonfinite(self, value: float) -> None:
         where = "the loss itself (every layer output was finite)"
@@ -245,6 +264,8 @@ class Monitor:
             self.losses.extend(new)
         layers = self._rec.layers()
         self._rec.enabled = False
+        if not self._scheduled(self.step + 1):
+            self._unhook_modules()
         batch = layers[0].output.shape[0] if layers and layers[0].output.shape else 1
         value = self.losses[-1] if self.losses else math.nan
         trace = Trace(
