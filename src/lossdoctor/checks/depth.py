@@ -64,11 +64,11 @@ def grad_points(trace: Trace) -> list[tuple[str, float]]:
 
     The layers are those on the path into the output (:func:`_chain`) when that path has at
     least three of them, otherwise every linear/conv layer in execution order, unless two of
-    them read the same input (a branched model, where execution order is not depth: no series). The norm (not the
-    per-element rms) is what a correctly scaled init preserves when widths change: with He init,
-    ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is exactly 0 are left out:
-    that is structural (a zero-initialised residual branch above them, a dead layer, a detached
-    path) and other checks report it.
+    them read the same input (a branched model, where execution order is not depth: no series).
+    The norm (not the per-element rms) is what a correctly scaled init preserves when widths
+    change: with He init, ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is
+    exactly 0 are left out: that is structural (a zero-initialised residual branch above them,
+    a dead layer, a detached path) and other checks report it.
     """
     chain = _chain(trace)
     if len(chain) < 3:
