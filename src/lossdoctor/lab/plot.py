@@ -4,8 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lossdoctor.errors import LossDoctorError
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the headless Agg backend, or a clear error without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise LossDoctorError("plots need matplotlib: pip install 'lossdoctor[lab]'") from e
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out)
+    except OSError as e:
+        raise LossDoctorError(f"cannot write the plot {out}: {e}") from e
+    finally:
+        plt.close(fig)
+    return out
 
 
 def line_plot(path: str | Path, series: dict[str, Sequence[float]], *, title: str,
@@ -20,13 +45,7 @@ def line_plot(path: str | Path, series: dict[str, Sequence[float]], *, title: st
         ylabel: y axis label.
         log_if_decades: use a log y axis when max/min of the positive values exceeds 10^this.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise LossDoctorError("plots need matplotlib: pip install 'lossdoctor[lab]'") from e
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     positive = [v for vals in series.values() for v in vals if v > 0]
     for label, vals in series.items():
@@ -38,27 +57,13 @@ def line_plot(path: str | Path, series: dict[str, Sequence[float]], *, title: st
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    try:
-        fig.savefig(out)
-    except OSError as e:
-        raise LossDoctorError(f"cannot write the plot {out}: {e}") from e
-    finally:
-        plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def rms_plot(path: str | Path, names: Sequence[str], predicted: Sequence[float],
              measured: Sequence[float | None]) -> Path:
     """Per-layer rms on a log axis: the prediction as a line, the measurement as points."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise LossDoctorError("plots need matplotlib: pip install 'lossdoctor[lab]'") from e
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     x = list(range(len(names)))
     ax.plot(x, list(predicted), "-", label="predicted (mean-field)")
@@ -73,12 +78,4 @@ def rms_plot(path: str | Path, names: Sequence[str], predicted: Sequence[float],
     ax.set_title("signal scale per layer")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    try:
-        fig.savefig(out)
-    except OSError as e:
-        raise LossDoctorError(f"cannot write the plot {out}: {e}") from e
-    finally:
-        plt.close(fig)
-    return out
+    return _save(plt, fig, path)

@@ -40,6 +40,18 @@ def _alias_hook(rec: Recorder) -> Any:
     return hook
 
 
+def all_tensors(x: Any) -> list[torch.Tensor]:
+    """Every tensor in a (nested) tuple/list/dict, ``x`` itself, or an output's ``.logits``."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [t for item in x for t in all_tensors(item)]
+    if isinstance(x, dict):
+        return [t for item in x.values() for t in all_tensors(item)]
+    logits = getattr(x, "logits", None)
+    return [logits] if isinstance(logits, torch.Tensor) else []
+
+
 @contextmanager
 def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
     """Record linear, conv, norm, embedding and activation modules while the block runs.

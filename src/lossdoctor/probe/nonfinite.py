@@ -14,18 +14,9 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from lossdoctor.probe.hooks import all_tensors
 from lossdoctor.probe.kinds import op_name
 from lossdoctor.trace import NonfiniteOrigin
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, (tuple, list)):
-        return [t for item in x for t in _tensors(item)]
-    if isinstance(x, dict):
-        return [t for item in x.values() for t in _tensors(item)]
-    return []
 
 
 def _finite(ts: list[torch.Tensor]) -> bool:
@@ -56,11 +47,11 @@ class _Finder(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.origin is not None:
             return func(*args, **kwargs)
-        ins = _tensors(args) + _tensors(kwargs)
+        ins = all_tensors(args) + all_tensors(kwargs)
         inputs_finite = _finite(ins)
         before = _describe(ins) if inputs_finite else ""
         result = func(*args, **kwargs)
-        outs = [t for t in _tensors(result) if t.is_floating_point() or t.is_complex()]
+        outs = [t for t in all_tensors(result) if t.is_floating_point() or t.is_complex()]
         if inputs_finite and outs and not _finite(outs):
             name = op_name(func) or str(func)
             where = f"{self.stack[-1]} / {name}" if self.stack else name
@@ -79,10 +70,10 @@ def locate(
 
     The caller restores RNG and module state around this call.
     """
-    ins = _tensors(inputs)
+    ins = all_tensors(inputs)
     if not _finite(ins):
         return NonfiniteOrigin("inputs", "inputs", "inputs", "the input batch holds NaN/Inf")
-    if not _finite(_tensors(targets)):
+    if not _finite(all_tensors(targets)):
         return NonfiniteOrigin("targets", "targets", "inputs", "the targets hold NaN/Inf")
     stack: list[str] = []
     phase = ["model"]

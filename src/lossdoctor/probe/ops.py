@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from lossdoctor.probe.hooks import all_tensors
 from lossdoctor.probe.kinds import (
     ACTIVATIONS,
     ADDS,
@@ -68,16 +69,6 @@ class LossTaint:
             return "param"
         hit = self.tags.get(i)
         return hit[0] if hit is not None and hit[1] is t else None
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, (tuple, list)):
-        return [t for item in x for t in _tensors(item)]
-    if isinstance(x, dict):
-        return [t for item in x.values() for t in _tensors(item)]
-    return []
 
 
 def _bind(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -165,9 +156,9 @@ class OpsMode(TorchFunctionMode):
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
     ) -> None:
         taint = self.taint
-        operands = _tensors(args) + _tensors(kwargs)
+        operands = all_tensors(args) + all_tensors(kwargs)
         tags = [taint.tag(t) for t in operands]
-        results = _tensors(result)
+        results = all_tensors(result)
         # Only ops that compute a tensor count as reading a parameter: p.dim(), p.shape or
         # p.requires_grad in a filter do not put p into the penalty.
         if results:

@@ -14,7 +14,7 @@ from torch import nn
 from lossdoctor.errors import LossFnError, ModelError
 from lossdoctor.probe import nonfinite
 from lossdoctor.probe.guard import Snapshot
-from lossdoctor.probe.hooks import first_tensor, module_hooks
+from lossdoctor.probe.hooks import all_tensors, first_tensor, module_hooks
 from lossdoctor.probe.kinds import LOSSES, is_norm
 from lossdoctor.probe.ops import LossCall, LossTaint, OpsMode, grad_fn_producer
 from lossdoctor.probe.readback import reduce, rms
@@ -211,7 +211,7 @@ def probe(
                 hit = rec.producer(out)
                 if hit is not None:
                     hit.is_output = True
-                taint.output_ids.update(id(t) for t in _all_tensors(output))
+                taint.output_ids.update(id(t) for t in all_tensors(output))
             rec.phase = "loss"
             try:
                 loss = loss_fn(output, targets)
@@ -329,13 +329,3 @@ def probe(
         notes=tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
     )
 
-
-def _all_tensors(x: Any) -> list[torch.Tensor]:
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, (tuple, list)):
-        return [t for item in x for t in _all_tensors(item)]
-    if isinstance(x, dict):
-        return [t for item in x.values() for t in _all_tensors(item)]
-    logits = getattr(x, "logits", None)
-    return [logits] if isinstance(logits, torch.Tensor) else []
