@@ -5,7 +5,6 @@ Exit codes: 0 done, 1 a finding at or above ``--fail-on`` exists, 2 bad input.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -14,54 +13,8 @@ from typing import Any
 
 import click
 
-from lossdoctor.errors import FactoryError, LossDoctorError
-
-REQUIRED = ("model", "inputs", "targets", "loss_fn")
-OPTIONAL = ("optimizer", "task")
-
-
-def load_factory(target: str) -> dict[str, Any]:
-    """Import ``FILE.py:FACTORY``, call it and check the dict it returns."""
-    path_s, sep, name = target.rpartition(":")
-    if not sep or not path_s or not name:
-        raise FactoryError(f"expected FILE.py:FACTORY, got {target!r}")
-    path = Path(path_s)
-    if not path.is_file():
-        raise FactoryError(f"no such file: {path}")
-    spec = importlib.util.spec_from_file_location(f"_lossdoctor_target_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise FactoryError(f"cannot import {path} (is it a .py file?)")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.resolve().parent))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        raise FactoryError(f"importing {path} raised {type(e).__name__}: {e}") from e
-    finally:
-        sys.path.pop(0)
-    factory = getattr(module, name, None)
-    if factory is None:
-        raise FactoryError(f"{path} has no {name!r}")
-    if not callable(factory):
-        raise FactoryError(f"{path}:{name} is not callable")
-    try:
-        made = factory()
-    except Exception as e:
-        raise FactoryError(f"{path}:{name}() raised {type(e).__name__}: {e}") from e
-    if not isinstance(made, dict):
-        raise FactoryError(f"{path}:{name}() must return a dict with keys {', '.join(REQUIRED)}; "
-                           f"got {type(made).__name__}")
-    missing = [k for k in REQUIRED if k not in made]
-    unknown = [k for k in made if k not in REQUIRED + OPTIONAL]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown {', '.join(unknown)}")
-        raise FactoryError(f"{path}:{name}() returned a dict with {'; '.join(parts)} "
-                           f"(keys: {', '.join(REQUIRED)}, optional {', '.join(OPTIONAL)})")
-    return made
+from lossdoctor.errors import LossDoctorError
+from lossdoctor.factory import load_factory
 
 
 def _jsonable(x: Any) -> Any:

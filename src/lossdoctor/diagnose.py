@@ -9,16 +9,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossdoctor.case import Case
 from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError, LossFnError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.steps import step_stats
-from lossdoctor.repairs.case import Case
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
 from lossdoctor.task import TASKS
 from lossdoctor.theory.gain import with_prediction
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task
 
 # Findings that explain why torch itself refused to compute the loss.
@@ -34,6 +35,7 @@ def diagnose(
     *,
     task: Task | None = None,
     verify_steps: int = 20,
+    thresholds: Thresholds | None = None,
 ) -> Report:
     """Diagnose one batch: why does this loss look the way it does?
 
@@ -51,6 +53,7 @@ def diagnose(
         verify_steps: optimizer steps on the batch, on a deep copy, used to judge the learning
             rate and to verify each mechanical fix (with and without it, same RNG state); 0 turns
             both off.
+        thresholds: the lines the checks draw (:class:`~lossdoctor.Thresholds`).
 
     Returns:
         A :class:`Report` with the findings and the measured trace.
@@ -67,6 +70,9 @@ def diagnose(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if not isinstance(verify_steps, int) or verify_steps < 0:
         raise LossDoctorError(f"verify_steps must be a non-negative integer, got {verify_steps!r}")
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        raise LossDoctorError(
+            f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
     if task is not None and task not in TASKS:
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     with untouched(model):
@@ -79,7 +85,7 @@ def diagnose(
                 trace = replace(trace, steps=step_stats(case, verify_steps))
             except Exception as e:  # noqa: BLE001 - e.g. an uncopyable model, LBFGS's closure
                 trace = replace(trace, notes=(*trace.notes, f"probe steps skipped: {e}"))
-    findings = run_checks(trace)
+    findings = run_checks(trace, thresholds)
     if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
         shapes = ""
         if trace.output is not None and trace.targets is not None:
@@ -89,5 +95,5 @@ def diagnose(
     if verify_steps and findings:
         with untouched(model):
             findings = verify(Case(model, inputs, targets, loss_fn, optimizer), trace, findings,
-                              verify_steps, task)
+                              verify_steps, task, thresholds)
     return Report(trace=trace, findings=findings)

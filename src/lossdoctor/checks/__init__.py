@@ -4,6 +4,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     data,
     dead_units,
     degenerate,
+    dynamics,
     gradients,
     init_loss,
     labels,
@@ -15,6 +16,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     regularization,
     saturation,
     signal,
+    stale,
 )
 from lossdoctor.checks.base import REGISTRY, run_checks
 

@@ -8,21 +8,21 @@ are written to their ``.grad`` only.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
+from lossdoctor.case import Case, copy_case
 from lossdoctor.probe.run import call_model
 from lossdoctor.trace import StepStats
 
 DEFAULT_LR, DEFAULT_MOMENTUM = 0.01, 0.9
 
 
-def train_steps(case: Any, steps: int, ratios: list[float] | None = None) -> list[float]:
+def train_steps(case: Case, steps: int, ratios: list[float] | None = None) -> list[float]:
     """Loss before each of ``steps`` optimizer steps on the batch, and after the last.
 
     Args:
-        case: a :class:`~lossdoctor.repairs.case.Case` (already a copy: it is trained).
+        case: a :class:`~lossdoctor.case.Case` (already a copy: it is trained).
         steps: optimizer steps.
         ratios: when given, receives ||w_1 - w_0|| / ||w_0|| of every weight matrix after the
             first step.
@@ -54,10 +54,8 @@ def train_steps(case: Any, steps: int, ratios: list[float] | None = None) -> lis
     return losses
 
 
-def step_stats(case: Any, steps: int) -> StepStats:
+def step_stats(case: Case, steps: int) -> StepStats:
     """Train a copy of ``case`` for ``steps`` steps and summarise what happened."""
-    from lossdoctor.repairs.case import copy_case
-
     copy, _ = copy_case(case)
     ratios: list[float] = []
     losses = train_steps(copy, steps, ratios)
