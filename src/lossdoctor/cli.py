@@ -148,3 +148,12 @@ def _register_predict() -> None:
 
 
 _register_predict()
+
+
+def _register_rules() -> None:
+    from lossdoctor.rules import rules
+
+    main.add_command(rules)
+
+
+_register_rules()

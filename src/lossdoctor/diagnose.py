@@ -11,6 +11,7 @@ from torch import nn
 
 from lossdoctor.case import Case
 from lossdoctor.checks import run_checks
+from lossdoctor.checks.catalog import EXPLAINS_LOSS_ERROR
 from lossdoctor.errors import LossDoctorError, LossFnError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
@@ -21,9 +22,6 @@ from lossdoctor.task import TASKS
 from lossdoctor.theory.gain import with_prediction
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task
-
-# Findings that explain why torch itself refused to compute the loss.
-EXPLAINS_LOSS_ERROR = frozenset({"labels-out-of-range", "loss-task-mismatch"})
 
 
 def diagnose(

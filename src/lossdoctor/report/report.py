@@ -11,6 +11,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.trace import Trace
 
+# Version of the JSON layout of ``Report.to_dict``: bumped when a key is renamed or removed.
+SCHEMA_VERSION = 1
+
 
 @dataclass(frozen=True)
 class Report:
@@ -41,7 +44,11 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: findings first, then the trace."""
+        from lossdoctor import __version__
+
         return {
+            "schema_version": SCHEMA_VERSION,
+            "lossdoctor_version": __version__,
             "codes": sorted(self.codes),
             "findings": [f.to_dict() for f in self.findings],
             "trace": self.trace.to_dict(),
