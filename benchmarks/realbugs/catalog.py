@@ -5,9 +5,11 @@ from __future__ import annotations
 import deepfd
 import deepmufl
 import forums
+import thedeepchecker
 from bug import Bug
 
-BUGS: list[Bug] = [*deepmufl.BUGS, *deepfd.BUGS, *forums.BUGS]
+BUGS: list[Bug] = [*deepmufl.BUGS, *deepfd.BUGS, *thedeepchecker.BUGS,
+                   *forums.BUGS]
 
 _ids = [b.id for b in BUGS]
 if len(_ids) != len(set(_ids)):
