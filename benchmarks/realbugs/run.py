@@ -46,10 +46,13 @@ FAST = ("deepmufl-31880720", "deepmufl-41823068", "deepmufl-51185079", "deepmufl
         "deepmufl-59758722", "deepmufl-56317174", "deepmufl-69901379", "deepmufl-64395424")
 
 
-def tail(e: BaseException, lines: int = 4) -> str:
-    """The last lines of a traceback."""
-    tb = traceback.format_exception(type(e), e, e.__traceback__)
-    return "".join(tb).strip().splitlines()[-lines:].__str__()
+def tail(e: BaseException) -> str:
+    """Where it broke: the innermost lossdoctor frame (if any), the innermost frame, the error."""
+    frames = traceback.extract_tb(e.__traceback__)
+    ours = [f for f in frames if "lossdoctor" in f.filename]
+    picked = ([ours[-1]] if ours else []) + ([frames[-1]] if frames else [])
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in picked[::-1])
+    return f"{type(e).__name__}: {str(e)[:200]} (at {where})"
 
 
 @torch.no_grad()
