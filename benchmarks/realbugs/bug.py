@@ -45,6 +45,8 @@ class Program:
         steps: optimizer steps for a training run (monitor scope, fixed-program check).
         classes: number of classes for the accuracy check (0 for regression).
         accuracy: ``(output, y) -> fraction correct`` used to check that a program trains.
+        chance: the accuracy of always answering the majority class, when the runner cannot
+            read it off ``y`` (structured targets).
     """
 
     model: nn.Module
@@ -56,6 +58,7 @@ class Program:
     steps: int = 150
     classes: int = 0
     accuracy: Callable[[torch.Tensor, torch.Tensor], float] | None = None
+    chance: float | None = None
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first batch: what ``diagnose`` sees."""

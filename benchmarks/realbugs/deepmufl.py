@@ -1139,7 +1139,7 @@ def so_60766775(fixed: bool) -> Program:
     y = standardize(y) if fixed else y
     m = mlp(8, (32, "sigmoid"), ("dropout", 0.1), (20, "sigmoid"), ("dropout", 0.1),
             (15, "sigmoid"), ("dropout", 0.1), (4, "linear" if fixed else "softmax"))
-    return reg_program(m, standardize(x), y, nn.MSELoss(), sgd(m, 0.01, 0.87, True), 1, 300)
+    return reg_program(m, standardize(x), y, nn.MSELoss(), sgd(m, 0.01, 0.87, True), 1, 1000)
 
 
 @bug("50555434", title="row-normalised targets with a sigmoid output and MAE",

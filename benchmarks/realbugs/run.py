@@ -28,9 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
+from all_bugs import BUGS  # noqa: E402
 from baselines import DEEPFD_TABLE, DEEPFD_TOOLS, DEEPMUFL_TABLE, DEEPMUFL_TOOLS  # noqa: E402
 from bug import Bug, Program  # noqa: E402
-from catalog import BUGS  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -72,6 +72,8 @@ def evaluate_program(p: Program) -> tuple[float, float | None]:
 
 def chance(p: Program) -> float:
     """Majority-class share: the accuracy of always answering the same class."""
+    if p.chance is not None:
+        return p.chance
     y = p.y[:EVAL_CAP]
     yi = y.argmax(-1) if y.dim() > 1 and y.shape[-1] > 1 else y.reshape(-1).round()
     return float(torch.unique(yi, return_counts=True)[1].max()) / len(yi)
