@@ -41,9 +41,10 @@ MONITOR_EVERY = 10
 EVAL_CAP = 512
 
 # The fast subset (tests/test_realbugs.py and --fast): quick, varied, one per family.
-FAST = ("deepmufl-31880720", "deepmufl-41823068", "deepmufl-51185079", "deepmufl-41596619",
-        "deepmufl-52566823", "deepmufl-68101077", "deepmufl-57326611", "deepmufl-48385830",
-        "deepmufl-59758722", "deepmufl-56317174", "deepmufl-69901379", "deepmufl-64395424")
+FAST = ("deepmufl-66407123", "deepmufl-48385830", "deepmufl-69901379", "deepmufl-59078187",
+        "deepmufl-34673164", "deepmufl-46869312", "deepmufl-41596619", "deepmufl-50306988",
+        "DeepFD-50079585", "TheDeepChecker-IPS_15", "TheDeepChecker-IPS_17",
+        "forums-discuss.pytorch.org/t/43814")
 
 
 def tail(e: BaseException) -> str:
