@@ -133,9 +133,10 @@ def _line_data(seed: int = 20180130, size: int = 8) -> tuple[torch.Tensor, torch
 
 
 @bug("IPS_5", title="linear regression with gradient descent diverges",
-     symptom="loss grows to inf / NaN", cause="gradient descent at lr 0.1 on inputs in "
-     "[-8, 8]: the curvature 2 E[x^2] ~ 40 makes any lr above 0.05 diverge",
-     expected=("lr-too-high", "loss-diverging", "nonfinite"), fix="learning rate 0.01")
+     symptom="loss grows to inf / NaN", cause="the question blames gradient descent at lr 0.1 "
+     "on inputs in [-8, 8]; on the example's own data (8 points from its seed) the curvature "
+     "is low enough and lr 0.1 converges to the noise floor in 3 steps, so the port shows no "
+     "fault: not scored", fix="learning rate 0.01 (kept as a healthy control)")
 def ips_5(fixed: bool) -> Program:
     x, y = _line_data()
     m = Line()
