@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import deepfd
 import deepmufl
+import defects4ml
 import forums
 import thedeepchecker
 from bug import Bug
 
 BUGS: list[Bug] = [*deepmufl.BUGS, *deepfd.BUGS, *thedeepchecker.BUGS,
-                   *forums.BUGS]
+                   *defects4ml.BUGS, *forums.BUGS]
 
 _ids = [b.id for b in BUGS]
 if len(_ids) != len(set(_ids)):
