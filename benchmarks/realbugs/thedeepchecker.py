@@ -268,3 +268,77 @@ def ips_17(fixed: bool) -> Program:
     m = Quadratic()
     loss = nn.MSELoss(reduction="mean" if fixed else "sum")
     return Program(m, x, y, loss, torch.optim.SGD(m.parameters(), 0.01), 4, 300)
+
+
+# ------------------------------------------------------------------ GitHub examples (GH_buggy_examples)
+# aymericdamien/TensorFlow-Examples at the buggy commits; "_under_test" files of TheDeepChecker.
+
+
+class Affine(nn.Module):
+    """``x @ W + b`` with ``np.random.randn`` (N(0, 1)) or zero parameters, then a softmax."""
+
+    def __init__(self, d: int, k: int, randn: bool, softmax: bool = True) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = nn.Parameter(torch.randn(d, k, generator=g) if randn else torch.zeros(d, k))
+        self.b = nn.Parameter(torch.randn(1, k, generator=g) if randn else torch.zeros(1, k))
+        self.softmax = softmax
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x @ self.w + self.b
+        return torch.softmax(z, -1) if self.softmax else z
+
+
+def mean_xent(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``reduce_mean(-reduce_sum(y * log(pred), 1))``."""
+    return (-(y * torch.log(p)).sum(1)).mean()
+
+
+@bug("TFE_333", title="TensorFlow-Examples logistic regression: loss NaN",
+     symptom="cost NaN", cause="weights and biases from np.random.randn (std 1) on [0, 1] "
+     "pixels: the softmax saturates, some probabilities underflow to 0 and the hand-written "
+     "-sum(y log(pred)) takes log(0)", expected=("log-of-zero", "init-loss-high", "nonfinite"),
+     fix="zero-initialised W and b (the example's original)", notes="MNIST -> digits")
+def tfe_333(fixed: bool) -> Program:
+    x, y = digits()
+    m = Affine(64, 10, randn=not fixed)
+    return Program(m, x, onehot(y, 10), mean_xent, torch.optim.SGD(m.parameters(), 0.001),
+                   100, 300 if not fixed else 600, 10, acc_argmax)
+
+
+@bug("TFE_742675d", title="TensorFlow-Examples logistic regression: cost NaN / accuracy drops",
+     symptom="cost NaN after some epochs", cause="cross-entropy summed over the batch "
+     "(-reduce_sum(y * log(softmax))) with gradient descent at 0.01: the step is 100x the "
+     "intended one and log(0) appears once the softmax saturates",
+     expected=("sum-reduction", "log-of-zero", "lr-too-high", "nonfinite"),
+     fix="reduce_mean over the batch", notes="MNIST -> digits")
+def tfe_742675d(fixed: bool) -> Program:
+    x, y = digits()
+    m = Affine(64, 10, randn=False)
+    loss = mean_xent if fixed else sum_xent
+    return Program(m, x, onehot(y, 10), loss, torch.optim.SGD(m.parameters(), 0.01), 100,
+                   300 if not fixed else 600, 10, acc_argmax)
+
+
+def relu_mlp_randn(d: int) -> nn.Sequential:
+    """784-256-256-10 ReLU MLP, every weight and bias from tf.random_normal (std 1)."""
+    layers = [normal(nn.Linear(d, 256)), nn.ReLU(), normal(nn.Linear(256, 256)), nn.ReLU(),
+              normal(nn.Linear(256, 10))]
+    return nn.Sequential(*layers)
+
+
+@bug("TFE_bc09f95", title="TensorFlow-Examples TensorBoard MLP: loss explodes",
+     symptom="loss in the millions, then NaN", cause="softmax cross-entropy summed over the "
+     "batch (reduce_sum instead of the commented-out reduce_mean) on an MLP whose weights and "
+     "biases are N(0, 1): huge logits, and a step 100x too large",
+     expected=("sum-reduction", "init-loss-high", "lr-too-high", "nonfinite", "signal-exploding"),
+     fix="reduce_mean (the line the example had commented out)", notes="MNIST -> digits")
+def tfe_bc09f95(fixed: bool) -> Program:
+    x, y = digits()
+    m = relu_mlp_randn(64)
+
+    def loss(z: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(z, yy.argmax(-1), reduction="mean" if fixed else "sum")
+
+    return Program(m, x, onehot(y, 10), loss, torch.optim.SGD(m.parameters(), 0.01), 100, 300,
+                   10, acc_argmax)
