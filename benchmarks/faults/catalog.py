@@ -119,6 +119,14 @@ FAULTS: tuple[Scenario, ...] = (
     _f("summed-bce-multilabel", "TheDeepChecker", s.summed_bce_multilabel, "sum-reduction"),
     _f("summed-squares-regression", "TheDeepChecker", s.summed_squares, "sum-reduction"),
     _f("weight-decay-50", "TheDeepChecker", s.huge_weight_decay, "regularization-dominates"),
+    # real-bug categories (deepmufl, DeepFD)
+    _f("relu-output-into-bce", "deepmufl", s.relu_output_into_bce,
+       "non-probability-into-prob-loss", repairable=False),
+    _f("sigmoid-regression-on-prices", "deepmufl", s.sigmoid_regression_on_prices,
+       "output-range-mismatch", repairable=False),
+    _f("collapsed-labels", "DeepFD", s.collapsed_labels, "labels-degenerate", repairable=False),
+    _f("head-narrower-than-one-hot", "deepmufl", s.head_narrower_than_one_hot,
+       "head-label-mismatch", repairable=False),
 )
 
 CONTROLS: tuple[Scenario, ...] = tuple(

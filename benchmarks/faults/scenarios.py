@@ -689,3 +689,47 @@ HEALTHY.update({
     "adamw-no-decay-groups": adamw_no_decay_groups,
     "leaky-gelu-adam": leaky_gelu_mix,
 })
+
+
+# ---------------------------------------------------------------- real-bug categories (issue 11)
+
+
+def relu_output_into_bce() -> Case:
+    """deepmufl SO 58572274 / 54282951: a ReLU (or linear) output unit into BCELoss."""
+    _seed(21)
+    x, y = blobs(k=2)
+    model = nn.Sequential(*relu_mlp(2, width=64, k=1), nn.ReLU())
+    return {"model": model, "inputs": x, "targets": y.float().unsqueeze(1), "loss_fn": nn.BCELoss()}
+
+
+def sigmoid_regression_on_prices() -> Case:
+    """deepmufl SO 48251943: a sigmoid output regressed onto prices in the thousands."""
+    _seed(22)
+    x = torch.randn(128, 8)
+    y = 3000 + 25000 * torch.rand(128, 1)
+    model = nn.Sequential(*relu_mlp(2, width=64, d=8, k=1), nn.Sigmoid())
+    return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.MSELoss(),
+            "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
+
+
+def collapsed_labels() -> Case:
+    """DeepFD SO 59325381: labels divided by 255 and truncated: every label becomes 0."""
+    _seed(23)
+    x, y = blobs()
+    return {"model": relu_mlp(2, width=64), "inputs": x, "targets": (y / 255).long(),
+            "loss_fn": nn.CrossEntropyLoss()}
+
+
+def head_narrower_than_one_hot() -> Case:
+    """deepmufl SO 70148149: one output unit against one-hot targets of three classes."""
+    _seed(24)
+    x, y = blobs(k=3)
+    return {"model": nn.Sequential(*relu_mlp(2, width=64, k=1), nn.Sigmoid()), "inputs": x,
+            "targets": F.one_hot(y, 3).float(), "loss_fn": nn.BCELoss()}
+
+
+FAULTS["relu-output-into-bce"] = (relu_output_into_bce, "non-probability-into-prob-loss", "error")
+FAULTS["sigmoid-regression-on-prices"] = (sigmoid_regression_on_prices, "output-range-mismatch",
+                                          "error")
+FAULTS["collapsed-labels"] = (collapsed_labels, "labels-degenerate", "warning")
+FAULTS["head-narrower-than-one-hot"] = (head_narrower_than_one_hot, "head-label-mismatch", "error")

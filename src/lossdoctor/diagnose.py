@@ -90,7 +90,7 @@ def diagnose(
             shapes = (f" (output shape {tuple(trace.output.stats.shape)}, targets shape "
                       f"{tuple(trace.targets.stats.shape)})")
         raise LossFnError(f"loss_fn raised {trace.loss.error}{shapes}")
-    if verify_steps and findings:
+    if verify_steps and findings and trace.loss.error is None:  # a loss that raises cannot train
         with untouched(model):
             findings = verify(Case(model, inputs, targets, loss_fn, optimizer), trace, findings,
                               verify_steps, task, thresholds)

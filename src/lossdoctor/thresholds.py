@@ -75,6 +75,12 @@ class Thresholds:
     loss_still: float = _line(
         0.01, "relative loss change over the probe steps below which the loss did not move",
         "1% over the probe steps: a learning model moves more on the batch it trains on")
+    range_excess: float = _line(
+        0.1, "share of the targets' span beyond the reach of the output activation",
+        "a tenth of the span unreachable puts a floor under the loss that training cannot remove")
+    min_label_batch: int = _line(
+        16, "smallest batch on which a single label class is judged degenerate",
+        "a balanced K >= 3-class dataset gives one class in B = 16 draws with p < 1e-7")
     diverge: float = _line(
         2.0, "smoothed loss over its best so far (and rising) that means the run diverges",
         "twice the best smoothed value is beyond mini-batch noise of a moving average")

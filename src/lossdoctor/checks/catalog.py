@@ -289,6 +289,79 @@ RULES: tuple[Rule, ...] = (
         "faults:labels-1-based", "controls:he-mlp-20", explains_loss_error=True,
     ),
     Rule(
+        "non-probability-into-prob-loss", "outputs that are not probabilities fed to a "
+        "log-likelihood", ("error", "warning"), "batch",
+        "The prediction entering BCE or a hand-written log-likelihood (a log in loss_fn, class "
+        "targets) comes from a ReLU/linear/tanh op or leaves [0, 1] (error); independent "
+        "sigmoids over K >= 3 exclusive one-hot classes feed a categorical one (warning). A "
+        "loss that applies its own sigmoid/softmax before the log is left alone.",
+        "log p is a likelihood only for probabilities: otherwise torch raises, Keras-style "
+        "clipping gives a constant with zero gradient, or the loss rewards outputs beyond 1; "
+        "sigmoids over exclusive classes are not pushed to rank the right class first.",
+        (),
+        {"loss": "loss kind", "likelihood": "binary or categorical",
+         "output_op": "producer of the prediction", "output_min": "smallest prediction",
+         "output_max": "largest prediction", "rows_sum_to_one": "rows are distributions",
+         "outputs_per_example": "K", "torch_error": "what torch raised, if it did"},
+        None, "logits with BCEWithLogitsLoss / CrossEntropyLoss (or a sigmoid/softmax output)",
+        "nn.Sequential(..., nn.Linear(h, 1)); nn.BCELoss()",
+        "nn.Sequential(..., nn.Linear(h, 1)); nn.BCEWithLogitsLoss()",
+        ("Humbatova et al., Taxonomy of Real Faults in Deep Learning Systems, ICSE 2020",
+         "deepmufl (Ghanbari et al., ASE 2023): StackOverflow 41823068, 54282951"),
+        "faults:relu-output-into-bce", "controls:binary-logits", explains_loss_error=True,
+    ),
+    Rule(
+        "output-range-mismatch", "a regression output activation that cannot reach the targets",
+        ("error", "warning"), "batch",
+        "Regression loss on the output of a bounded activation (sigmoid/softmax (0, 1), tanh "
+        "(-1, 1), ReLU [0, inf)...): fires when the targets extend beyond that range by more "
+        "than range_excess of their span (error when their mean is out of reach).",
+        "The loss has a floor training cannot remove; the output is pushed onto the "
+        "activation's flat tail or into ReLU's dead zone and stalls.",
+        ("range_excess",),
+        {"loss": "loss kind", "output_op": "output activation",
+         "output_range": "what it can reach", "target_min": "smallest target",
+         "target_max": "largest target", "target_mean": "mean target",
+         "excess_share": "share of the targets' span out of reach", **LINES},
+        None, "a linear output for regression, or targets scaled into the range",
+        "nn.Sequential(..., nn.Linear(h, 1), nn.Sigmoid()); MSE on prices 3190..27900",
+        "nn.Sequential(..., nn.Linear(h, 1)); MSE on standardised prices",
+        ("deepmufl (Ghanbari et al., ASE 2023): StackOverflow 48251943, 60801900",),
+        "faults:sigmoid-regression-on-prices", "controls:regression",
+    ),
+    Rule(
+        "labels-degenerate", "labels that carry no information in the batch",
+        ("warning", "info"), "batch",
+        "Every class label in a batch of at least min_label_batch is the same class (warning for "
+        "K >= 3 classes, info for binary), or every regression target is equal.",
+        "The model learns a constant: the loss falls without anything about the input being "
+        "learned. Usually a label transform that collapsed the classes, or sorted unshuffled data.",
+        ("min_label_batch",),
+        {"classes_present": "distinct labels", "label": "the one label", "count": "its count",
+         "n_classes": "outputs of the head", "batch_size": "B",
+         "target_value": "the constant regression target", **LINES},
+        None, "fix the label transform; shuffle the data",
+        "y = (y / 255).long()  # every label becomes 0", "y = y.long()",
+        ("DeepFD (Cao et al., ICSE 2022): StackOverflow 59325381",),
+        "faults:collapsed-labels", "controls:he-mlp-20",
+    ),
+    Rule(
+        "head-label-mismatch", "the loss raised because the head and the labels disagree",
+        ("error",), "batch",
+        "torch raised inside loss_fn about sizes or shapes; the measured output and target "
+        "shapes name the disagreement instead of a refusal.",
+        "Nothing can be trained until each prediction is paired with a target of its shape.",
+        (),
+        {"loss": "loss kind", "output_shape": "prediction shape", "target_shape": "target shape",
+         "outputs_per_example": "head width", "targets_per_example": "target width",
+         "torch_error": "what torch raised"},
+        None, "a head as wide as the label format, or labels converted to it",
+        "nn.Linear(h, 1) with one-hot targets of width 3 and BCELoss",
+        "nn.Linear(h, 3) with nn.CrossEntropyLoss and y.argmax(1)",
+        ("deepmufl (Ghanbari et al., ASE 2023): StackOverflow 70148149",),
+        "faults:head-narrower-than-one-hot", "controls:multilabel", explains_loss_error=True,
+    ),
+    Rule(
         "loss-degenerate", "a loss that cannot teach anything", ("error",), "batch",
         "The loss is not connected to any parameter, or its gradient is exactly 0 for every "
         "parameter or for the model output.",

@@ -130,14 +130,16 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
     out = list(findings)
     try:
         base_case, _ = copy_case(case)
-    except LossDoctorError as e:
+        base_losses = list(trace.steps.losses) if trace.steps is not None \
+            and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
+    except Exception as e:  # noqa: BLE001 - uncopyable model, or the user's loss raises mid-steps
+        why = str(e) if isinstance(e, LossDoctorError) else (
+            f"training the unchanged copy raised {type(e).__name__}: {e}")
         for repair, idx in todo.values():
             for i in idx:
                 out[i] = replace(out[i], verification=Verification(
-                    repair.name, repair.title(trace), "failed", {}, {}, str(e)))
+                    repair.name, repair.title(trace), "failed", {}, {}, why))
         return out
-    base_losses = list(trace.steps.losses) if trace.steps is not None \
-        and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
     before = _metrics(trace, findings, base_losses)
     before_errors = {f.code for f in findings if f.severity == "error"}
     for repair, idx in todo.values():
