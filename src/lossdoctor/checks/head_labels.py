@@ -3,8 +3,9 @@
 When torch raises inside ``loss_fn`` about sizes or shapes, the output the model produced and the
 targets it was given are both measured; the finding says which dimension disagrees instead of
 refusing the diagnosis. Inputs and targets of different batch sizes stay a refusal: that is a
-data-loading mistake, not a head that disagrees with its labels. (Class indices beyond the head are ``labels-out-of-range``; probabilities
-refused by BCE are ``non-probability-into-prob-loss``.) No threshold: the loss raised.
+data-loading mistake, not a head that disagrees with its labels. (Class indices beyond the head
+are ``labels-out-of-range``; probabilities refused by BCE are ``non-probability-into-prob-loss``.)
+No threshold: the loss raised.
 """
 
 from __future__ import annotations

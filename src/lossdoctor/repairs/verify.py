@@ -133,12 +133,12 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
         base_losses = list(trace.steps.losses) if trace.steps is not None \
             and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
     except Exception as e:  # noqa: BLE001 - uncopyable model, or the user's loss raises mid-steps
-        why = str(e) if isinstance(e, LossDoctorError) else (
+        reason = str(e) if isinstance(e, LossDoctorError) else (
             f"training the unchanged copy raised {type(e).__name__}: {e}")
         for repair, idx in todo.values():
             for i in idx:
                 out[i] = replace(out[i], verification=Verification(
-                    repair.name, repair.title(trace), "failed", {}, {}, why))
+                    repair.name, repair.title(trace), "failed", {}, {}, reason))
         return out
     before = _metrics(trace, findings, base_losses)
     before_errors = {f.code for f in findings if f.severity == "error"}
