@@ -15,3 +15,7 @@ class LossFnError(LossDoctorError):
 
 class FactoryError(LossDoctorError):
     """A ``FILE.py:FACTORY`` target could not be loaded or returned bad values."""
+
+
+class OptimizerError(LossDoctorError):
+    """The optimizer raised while stepping a copy (probe steps, verification)."""

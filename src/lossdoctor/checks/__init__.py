@@ -11,10 +11,12 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     loss_head,
     numerics,
     optimizer,
+    precision,
     reduction,
     regularization,
     saturation,
     signal,
+    trainable,
 )
 from lossdoctor.checks.base import REGISTRY, run_checks
 

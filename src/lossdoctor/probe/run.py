@@ -165,7 +165,8 @@ def _loss_source(loss_fn: Any) -> str:
 def _grads(
     loss: torch.Tensor, params: Sequence[torch.Tensor], retain: bool
 ) -> list[torch.Tensor | None]:
-    return list(torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True))
+    grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
+    return [g.to_dense() if g is not None and g.is_sparse else g for g in grads]
 
 
 def _norm(grads: list[torch.Tensor | None]) -> float:

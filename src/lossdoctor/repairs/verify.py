@@ -17,11 +17,11 @@ from typing import Any
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.base import g
 from lossdoctor.checks.depth import extreme, grad_points, signal_points
-from lossdoctor.errors import LossDoctorError
+from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.findings import Finding, Verification
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
-from lossdoctor.probe.steps import train_steps
+from lossdoctor.probe.steps import needs_closure, train_steps
 from lossdoctor.repairs.case import Case, copy_case
 from lossdoctor.repairs.registry import Repair, repair_for
 from lossdoctor.trace import StepStats, Task, Trace
@@ -63,7 +63,8 @@ def _measure(case: Case, task: Task | None, steps: int) -> tuple[Trace, list[Fin
     opt = case.optimizer
     trace = replace(trace, steps=StepStats(
         tuple(losses), tuple(ratios), type(opt).__name__ if opt else "SGD",
-        max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None))
+        max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None,
+        needs_closure(opt)))
     return trace, run_checks(trace), losses
 
 
@@ -128,14 +129,17 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
     out = list(findings)
     try:
         base_case, _ = copy_case(case)
+        base_losses = list(trace.steps.losses) if trace.steps is not None \
+            and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
+    except (ModelError, LossFnError):
+        raise
     except LossDoctorError as e:
         for repair, idx in todo.values():
             for i in idx:
                 out[i] = replace(out[i], verification=Verification(
-                    repair.name, repair.title(trace), "failed", {}, {}, str(e)))
+                    repair.name, repair.title(trace), "failed", {}, {},
+                    f"not verified on a copy: {e}"))
         return out
-    base_losses = list(trace.steps.losses) if trace.steps is not None \
-        and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
     before = _metrics(trace, findings, base_losses)
     before_errors = {f.code for f in findings if f.severity == "error"}
     for repair, idx in todo.values():

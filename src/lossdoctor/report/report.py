@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,17 @@ from rich.console import Console, ConsoleOptions, RenderResult
 
 from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.trace import Trace
+
+
+def strict(x: Any) -> Any:
+    """``x`` with NaN/Inf floats as the strings ``"nan"``, ``"inf"``, ``"-inf"`` (strict JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {str(k): strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict(v) for v in x]
+    return x
 
 
 @dataclass(frozen=True)
@@ -40,12 +52,12 @@ class Report:
         return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[at_least] for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: findings first, then the trace."""
-        return {
+        """Plain data for strict JSON (NaN/Inf as strings): findings first, then the trace."""
+        return strict({
             "codes": sorted(self.codes),
             "findings": [f.to_dict() for f in self.findings],
             "trace": self.trace.to_dict(),
-        }
+        })
 
     def render(self, width: int = 100, color: bool = False) -> str:
         """The terminal report as text."""
