@@ -804,7 +804,9 @@ def test_cli_fail_on(target: Path) -> None:
 
 
 def test_cli_internal_error_is_exit_3(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lossdoctor.diagnose as d
+    import sys
+
+    d = sys.modules["lossdoctor.diagnose"]
 
     def broken(trace: Any) -> Any:
         raise KeyError("oops")

@@ -199,13 +199,15 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
     """
     import lossdoctor as ld
     from lossdoctor.lab.datasets import load
-    from lossdoctor.lab.mlp import Config, LossFn, batches, build, make_optimizer, train
+    from lossdoctor.lab.mlp import Config, LossFn, batches, build, make_optimizer, parse_init, train
 
     if more_widths and not layers:
         _fail(LossDoctorError(f"unexpected argument(s) {' '.join(map(str, more_widths))}; "
                               "widths follow --layers"))
     layers = layers + more_widths
     try:
+        parse_init(init, False)  # before the data is loaded
+        parse_init(bias_init, True)
         cfg = Config(layers=layers or (750,) * 6, act=act_func, init=init, bias_init=bias_init,
                      dropout=0.0 if no_dropout else dropout, loss=loss, l2=l2, l2_on=l2_on,
                      optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size, seed=seed)
