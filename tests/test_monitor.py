@@ -79,7 +79,7 @@ def test_missing_zero_grad_is_stale_but_accumulation_is_not() -> None:
 def test_nan_at_step_k_names_the_step_and_layer() -> None:
     model = mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with pytest.raises(NonFiniteLoss, match=r"step 77: loss = nan, first produced by layer 0"):
+    with pytest.raises(NonFiniteLoss, match=r"step 77: the loss became nan, first produced by layer 0"):
         train(model, opt, nan_at=77, stop_on_nonfinite=True)
     model = mlp()
     found = codes(train(model, torch.optim.Adam(model.parameters(), lr=1e-3), nan_at=77))

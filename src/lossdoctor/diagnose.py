@@ -12,17 +12,18 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from lossdoctor.case import Case
 from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.hooks import all_tensors
 from lossdoctor.probe.steps import float32_replay, step_stats
-from lossdoctor.repairs.case import Case
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
 from lossdoctor.task import TASKS
 from lossdoctor.theory.gain import with_prediction
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task, Trace
 
 # Findings that explain why torch itself refused to compute the loss.
@@ -107,6 +108,7 @@ def diagnose(
     *,
     task: Task | None = None,
     verify_steps: int = 20,
+    thresholds: Thresholds | None = None,
 ) -> Report:
     """Diagnose one batch: why does this loss look the way it does?
 
@@ -124,6 +126,7 @@ def diagnose(
         verify_steps: optimizer steps on the batch, on a deep copy, used to judge the learning
             rate and to verify each mechanical fix (with and without it, same RNG state); 0 turns
             both off.
+        thresholds: the lines the checks draw (:class:`~lossdoctor.Thresholds`).
 
     Returns:
         A :class:`Report` with the findings and the measured trace.
@@ -140,13 +143,17 @@ def diagnose(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if not isinstance(verify_steps, int) or verify_steps < 0:
         raise LossDoctorError(f"verify_steps must be a non-negative integer, got {verify_steps!r}")
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        raise LossDoctorError(
+            f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
     if task is not None and task not in TASKS:
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     preflight(model, inputs, targets, loss_fn)
     notes: list[str] = []
     with autograd_on(notes), untouched(model, loss_fn):
         inputs, targets = _normal_tensors(inputs), _normal_tensors(targets)
-        return _diagnose(model, inputs, targets, loss_fn, optimizer, task, verify_steps, notes)
+        return _diagnose(model, inputs, targets, loss_fn, optimizer, task, verify_steps, notes,
+                         thresholds)
 
 
 def _went_nonfinite(trace: Trace) -> bool:
@@ -157,7 +164,7 @@ def _went_nonfinite(trace: Trace) -> bool:
 
 def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
               optimizer: torch.optim.Optimizer | None, task: Task | None, verify_steps: int,
-              notes: list[str]) -> Report:
+              notes: list[str], thresholds: Thresholds | None) -> Report:
     trace = probe(model, inputs, targets, loss_fn, optimizer, task)
     if notes:
         trace = replace(trace, notes=(*notes, *trace.notes))
@@ -176,7 +183,7 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
             precision = float32_replay(Case(model, inputs, targets, loss_fn, optimizer),
                                        verify_steps)
         trace = replace(trace, precision=precision)
-    findings = run_checks(trace)
+    findings = run_checks(trace, thresholds)
     if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
         shapes = ""
         if trace.output is not None and trace.targets is not None:
@@ -186,5 +193,5 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     if verify_steps and findings:
         with untouched(model, loss_fn):
             findings = verify(Case(model, inputs, targets, loss_fn, optimizer), trace, findings,
-                              verify_steps, task)
+                              verify_steps, task, thresholds)
     return Report(trace=trace, findings=findings)

@@ -285,6 +285,34 @@ class NonfiniteOrigin:
 
 
 @dataclass(frozen=True)
+class RunStats:
+    """What the monitor kept of a training run, up to the current step.
+
+    Attributes:
+        step: observed steps so far.
+        losses: every observed loss, in order (the first is step 1).
+        window: steps in the moving average of the dynamics checks.
+        update_ratios: ||w_1 - w_0|| / ||w_0|| of every weight matrix on the steps measured
+            since the last scheduled step.
+        stale_params: parameters that still held the previous step's gradient when backward
+            ran again (never zeroed), since the last scheduled step.
+        dead_first: each layer's dead-unit share at its first measurement.
+        nonfinite_layer: the first layer whose output was non-finite on the step the loss
+            turned non-finite (only with ``stop_on_nonfinite``).
+        inputs: the input batch of that step.
+    """
+
+    step: int
+    losses: tuple[float, ...]
+    window: int
+    update_ratios: tuple[float, ...] = ()
+    stale_params: tuple[str, ...] = ()
+    dead_first: tuple[tuple[str, float], ...] = ()
+    nonfinite_layer: str | None = None
+    inputs: TensorStats | None = None
+
+
+@dataclass(frozen=True)
 class Trace:
     """Everything measured on one batch.
 
@@ -306,6 +334,7 @@ class Trace:
         predicted_initial_loss: mean-field expectation of the first cross-entropy.
         steps: a few optimizer steps on a copy (None when step probing is off).
         precision: a low-precision model that went non-finite, replayed in float32.
+        run: a training run's history (filled by the monitor; None for one batch).
     """
 
     task: Task
@@ -324,6 +353,7 @@ class Trace:
     predicted_initial_loss: float | None = None
     steps: StepStats | None = None
     precision: PrecisionStats | None = None
+    run: RunStats | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for JSON."""

@@ -4,6 +4,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     data,
     dead_units,
     degenerate,
+    dynamics,
     gradients,
     init_loss,
     labels,
@@ -16,6 +17,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     regularization,
     saturation,
     signal,
+    stale,
     trainable,
 )
 from lossdoctor.checks.base import REGISTRY, run_checks

@@ -1,46 +1,74 @@
-"""The check protocol and registry: a check is a pure function ``Trace -> list[Finding]``."""
+"""The check protocol and registry.
+
+A check is a pure function ``(Trace, Thresholds) -> list[Finding]`` that declares the codes it
+may emit and the scope of trace it needs:
+
+- ``batch``: the full one-batch probe (loss, targets, output, parameters, optimizer);
+- ``layers``: layer records only (the monitor has these on scheduled steps);
+- ``run``: a training run's history (``trace.run``), filled by the monitor.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from lossdoctor.findings import SEVERITY_RANK, Finding
+from lossdoctor.thresholds import DEFAULT, Thresholds
 from lossdoctor.trace import Trace
 
-Check = Callable[[Trace], list[Finding]]
+Scope = Literal["batch", "layers", "run"]
+CheckFn = Callable[[Trace, Thresholds], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check.
+
+    Attributes:
+        fn: the pure function.
+        codes: the finding codes it may emit (each catalogued).
+        scope: what part of a trace it needs.
+    """
+
+    fn: CheckFn
+    codes: frozenset[str]
+    scope: Scope
+
+    @property
+    def name(self) -> str:
+        """The function's name."""
+        return self.fn.__name__
+
+
 REGISTRY: list[Check] = []
 
 
-def check(fn: Check) -> Check:
-    """Register a check (decorator)."""
-    REGISTRY.append(fn)
-    return fn
+def check(*codes: str, scope: Scope = "batch") -> Callable[[CheckFn], CheckFn]:
+    """Register a check that emits ``codes`` (decorator)."""
+    def register(fn: CheckFn) -> CheckFn:
+        REGISTRY.append(Check(fn, frozenset(codes), scope))
+        return fn
+    return register
 
 
-def run_checks(trace: Trace) -> list[Finding]:
-    """Run every registered check; findings sorted by severity, then registration order."""
+def run_checks(trace: Trace, thresholds: Thresholds | None = None,
+               scopes: Iterable[Scope] = ("batch", "layers", "run")) -> list[Finding]:
+    """Run the registered checks of the given scopes; findings sorted by severity, then order.
+
+    Raises:
+        RuntimeError: a check emitted a code it did not declare (a bug in lossdoctor).
+    """
+    th = thresholds or DEFAULT
+    wanted = set(scopes)
     found: list[Finding] = []
-    for fn in REGISTRY:
-        found.extend(fn(trace))
+    for c in REGISTRY:
+        if c.scope not in wanted:
+            continue
+        out = c.fn(trace, th)
+        for f in out:
+            if f.code not in c.codes:
+                raise RuntimeError(f"check {c.name} emitted undeclared code {f.code!r}")
+        found.extend(out)
     return sorted(found, key=lambda f: -SEVERITY_RANK[f.severity])
-
-
-def g(x: float | None, digits: int = 3) -> str:
-    """Compact number: ``2.9e7``, ``0.0516``, ``2.30``."""
-    if x is None:
-        return "n/a"
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    a = abs(x)
-    if a >= 1e4 or a < 1e-3:
-        mant, exp = f"{x:.{digits - 1}e}".split("e")
-        mant = mant.rstrip("0").rstrip(".")
-        return f"{mant}e{int(exp)}"
-    return f"{x:.{digits}g}" if a < 1 else f"{x:.{max(digits - len(str(int(a))), 0) + 0}f}".rstrip(
-        "."
-    ) if a < 1000 else f"{x:.0f}"

@@ -7,15 +7,15 @@ either way (rms(x) outside [0.1, 10]); inputs scaled to [0, 1] (rms about 0.5) a
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
-LOW, HIGH = 0.1, 10.0
 
-
-@check
-def input_not_normalized(trace: Trace) -> list[Finding]:
+@check("input-not-normalized")
+def input_not_normalized(trace: Trace, th: Thresholds) -> list[Finding]:
     """Float inputs with rms outside [0.1, 10], unless a normalisation layer comes first."""
     x = trace.inputs
     if x is None or x.stats.nonfinite or x.stats.rms == 0:
@@ -24,7 +24,8 @@ def input_not_normalized(trace: Trace) -> list[Finding]:
     if first is not None and first.kind == "norm":
         return []
     rms = x.stats.rms
-    if LOW <= rms <= HIGH:
+    low, high = th.input_rms_low, th.input_rms_high
+    if low <= rms <= high:
         return []
     return [Finding(
         code="input-not-normalized",
@@ -32,9 +33,9 @@ def input_not_normalized(trace: Trace) -> list[Finding]:
         where="inputs",
         evidence={"input_rms": rms, "input_mean": x.stats.mean, "input_std": x.stats.std,
                   "feature_std_min": x.feature_std_min, "feature_std_max": x.feature_std_max,
-                  "line_low": LOW, "line_high": HIGH},
+                  "lines": {"input_rms_low": low, "input_rms_high": high}},
         summary=(f"the inputs have rms {g(rms)} (mean {g(x.stats.mean)}, std {g(x.stats.std)}), "
-                 f"outside [{g(LOW)}, {g(HIGH)}]."),
+                 f"outside [{g(low)}, {g(high)}]."),
         explanation=(
             "The first layer's pre-activations scale with the input: rms(z) = rms(x) * std(w) * "
             f"sqrt(fan_in). Inputs at rms {g(rms)} put the first layer {g(rms)}x away from the "

@@ -6,8 +6,10 @@ everywhere: the classic is a hand-written cross-entropy ``-mean(y * log(a))`` wi
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 _CE = Fix(
@@ -17,8 +19,8 @@ _CE = Fix(
 )
 
 
-@check
-def loss_degenerate(trace: Trace) -> list[Finding]:
+@check("loss-degenerate")
+def loss_degenerate(trace: Trace, th: Thresholds) -> list[Finding]:
     """Loss detached, exactly zero, or with an all-zero gradient."""
     loss = trace.loss
     if loss.error is not None:

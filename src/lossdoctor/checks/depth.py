@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lossdoctor.probe.kinds import ACTIVATIONS
 from lossdoctor.trace import LayerStats, Trace
+from lossdoctor.vocab import ACTIVATIONS
 
 TINY = 1e-30
 

@@ -11,13 +11,13 @@ vanishing gradient is info only: Adam divides each step by the gradient's own sc
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.checks.depth import activation_family, extreme, grad_points
 from lossdoctor.checks.fixes import init_name, reinit_fix
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
-
-RATIO = 1e3
 
 _CLIP = Fix(
     title="clip the gradient norm before the optimizer step",
@@ -25,8 +25,8 @@ _CLIP = Fix(
 )
 
 
-@check
-def gradient_scale(trace: Trace) -> list[Finding]:
+@check("grad-exploding", "grad-vanishing", scope="layers")
+def gradient_scale(trace: Trace, th: Thresholds) -> list[Finding]:
     """Gradient norm changing by >= 1e3 between the input-side and output-side layers."""
     pts = grad_points(trace)
     findings = []
@@ -38,7 +38,7 @@ def gradient_scale(trace: Trace) -> list[Finding]:
         if run is None:
             continue
         factor = 1 / run.ratio if explode else run.ratio
-        if factor < RATIO:
+        if factor < th.grad_ratio:
             continue
         inner, outer = pts[run.start], pts[run.end]
         per_layer = 1 / run.per_layer if explode else run.per_layer
@@ -52,13 +52,13 @@ def gradient_scale(trace: Trace) -> list[Finding]:
             evidence={
                 "from_layer": outer[0], "to_layer": inner[0], "grad_norm_outer": outer[1],
                 "grad_norm_inner": inner[1], "ratio_inner_to_outer": inner[1] / max(outer[1], 1e-30),
-                "factor_per_layer": per_layer, "line": RATIO,
+                "factor_per_layer": per_layer, "lines": {"grad_ratio": th.grad_ratio},
                 "grad_norms": [p[1] for p in pts],
             },
             summary=(
                 f"the gradient {'grows' if explode else 'shrinks'} {g(per_layer)}x per layer from "
                 f"layer {outer[0]} back to {inner[0]} (per-example norm {g(outer[1])} -> {g(inner[1])}, "
-                f"{g(factor)}x; line {g(RATIO)}x)."
+                f"{g(factor)}x; line {g(th.grad_ratio)}x)."
             ),
             explanation=(
                 "Going backwards, each layer multiplies the gradient by "

@@ -15,14 +15,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.checks.depth import activation_family, extreme, linear_layers, signal_points
 from lossdoctor.checks.fixes import init_name, reinit_fix, small_head_fix
 from lossdoctor.findings import Finding
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
-
-WARN_SCALE = 3.0
-ERROR_SCALE = 30.0
 
 
 @lru_cache(maxsize=256)
@@ -44,7 +43,7 @@ def expected_bce(scale: float) -> float:
     return float(np.logaddexp(0.0, z).mean())
 
 
-def _baseline(trace: Trace) -> tuple[float, float, float, str, float] | None:
+def _baseline(trace: Trace, th: Thresholds) -> tuple[float, float, float, str, float] | None:
     """(chance level, warning line, error line, how the chance level is defined, per-example loss)."""
     loss = trace.loss
     if not math.isfinite(loss.value) or loss.error or trace.output is None:
@@ -59,12 +58,13 @@ def _baseline(trace: Trace) -> tuple[float, float, float, str, float] | None:
         if loss.reduction == "sum":
             counts = trace.targets.class_counts if trace.targets else {}
             value /= max(sum(counts.values()) if counts else trace.batch_size, 1)
-        return (math.log(k), expected_ce(k, WARN_SCALE), expected_ce(k, ERROR_SCALE),
+        return (math.log(k), expected_ce(k, th.init_loss_scale), expected_ce(k, th.init_loss_error_scale),
                 f"ln {k}", value)
     if loss.kind in ("bce", "bce_logits") and trace.task in ("binary", "multilabel"):
         if loss.reduction == "sum":
             value /= max(n_out, 1)
-        return (math.log(2), expected_bce(WARN_SCALE), expected_bce(ERROR_SCALE), "ln 2 per output",
+        return (math.log(2), expected_bce(th.init_loss_scale),
+                expected_bce(th.init_loss_error_scale), "ln 2 per output",
                 value)
     if loss.kind == "mse" and trace.task == "regression" and trace.targets is not None:
         var = trace.targets.var
@@ -72,7 +72,8 @@ def _baseline(trace: Trace) -> tuple[float, float, float, str, float] | None:
             return None
         if loss.reduction == "sum":
             value /= max(n_out, 1)
-        return (var, var * (1 + WARN_SCALE**2), var * (1 + ERROR_SCALE**2), "var(y)", value)
+        return (var, var * (1 + th.init_loss_scale**2), var * (1 + th.init_loss_error_scale**2),
+                "var(y)", value)
     return None
 
 
@@ -84,10 +85,10 @@ def _prior_entropy(trace: Trace) -> float | None:
     return -sum(c / total * math.log(c / total) for c in counts.values() if c)
 
 
-@check
-def init_loss_high(trace: Trace) -> list[Finding]:
+@check("init-loss-high")
+def init_loss_high(trace: Trace, th: Thresholds) -> list[Finding]:
     """Loss at initialisation far above the chance level."""
-    base = _baseline(trace)
+    base = _baseline(trace, th)
     if base is None:
         return []
     chance, warn, err, label, value = base
@@ -97,7 +98,10 @@ def init_loss_high(trace: Trace) -> list[Finding]:
     assert out is not None
     evidence: dict[str, object] = {
         "loss": value, "chance_level": chance, "chance_definition": label,
-        "warning_line": warn, "error_line": err, "ratio_to_chance": value / chance,
+        "warning_loss": warn, "error_loss": err,
+        "lines": {"init_loss_scale": th.init_loss_scale,
+                  "init_loss_error_scale": th.init_loss_error_scale},
+        "ratio_to_chance": value / chance,
         "output_rms": out.stats.rms,
     }
     prior = _prior_entropy(trace) if trace.task == "multiclass" else None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 _CE = Fix("multi-class: logits (B, K) and class indices in [0, K)",
@@ -12,8 +14,8 @@ _BCE = Fix("binary / multi-label: one logit per output and 0/1 targets of the sa
            "loss_fn = nn.BCEWithLogitsLoss()\nloss = loss_fn(logits, y.float())")
 
 
-@check
-def labels_out_of_range(trace: Trace) -> list[Finding]:
+@check("labels-out-of-range")
+def labels_out_of_range(trace: Trace, th: Thresholds) -> list[Finding]:
     """Class indices outside [0, K) or binary targets outside [0, 1]."""
     tg, loss = trace.targets, trace.loss
     if tg is None:
@@ -69,8 +71,8 @@ def labels_out_of_range(trace: Trace) -> list[Finding]:
     return []
 
 
-@check
-def loss_task_mismatch(trace: Trace) -> list[Finding]:
+@check("loss-task-mismatch")
+def loss_task_mismatch(trace: Trace, th: Thresholds) -> list[Finding]:
     """A loss that does not fit the targets or the output."""
     tg, loss, out = trace.targets, trace.loss, trace.output
     if tg is None or out is None:

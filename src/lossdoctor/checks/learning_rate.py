@@ -16,14 +16,11 @@ from __future__ import annotations
 import math
 import statistics
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
-
-HIGH_RATIO = 1e-1
-LOW_RATIO = 1e-4
-RISE = 1.5
-STILL = 0.01
 
 
 def _fix(factor: float) -> Fix:
@@ -31,8 +28,8 @@ def _fix(factor: float) -> Fix:
                f"for group in optimizer.param_groups:\n    group[\"lr\"] *= {g(factor)}")
 
 
-@check
-def learning_rate(trace: Trace) -> list[Finding]:
+@check("lr-too-high", "lr-too-low")
+def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     """Learning rate far from a healthy update size, or a loss that rises under it."""
     st = trace.steps
     replay = trace.precision.fp32_steps if trace.precision is not None else None
@@ -44,17 +41,19 @@ def learning_rate(trace: Trace) -> list[Finding]:
     ratio = statistics.median(st.update_ratios) if st.update_ratios else None
     evidence = {"optimizer": st.optimizer, "lr": st.lr, "loss_first": first, "loss_last": last,
                 "steps": len(st.losses) - 1, "update_ratio_median": ratio,
-                "ratio_line_high": HIGH_RATIO, "ratio_line_low": LOW_RATIO}
+                "lines": {"update_ratio_high": th.update_ratio_high,
+                          "update_ratio_low": th.update_ratio_low, "loss_rise": th.loss_rise,
+                          "loss_still": th.loss_still}}
     diverged = not math.isfinite(last)
-    rising = diverged or last > RISE * first
+    rising = diverged or last > th.loss_rise * first
     if st.closure and ratio is not None and not rising:
         ratio = None
-    if rising or (ratio is not None and ratio > HIGH_RATIO):
+    if rising or (ratio is not None and ratio > th.update_ratio_high):
         why = (f"the loss went {g(first)} -> {g(last)} in {len(st.losses) - 1} steps"
                if rising else "")
-        if ratio is not None and ratio > HIGH_RATIO:
+        if ratio is not None and ratio > th.update_ratio_high:
             why += ("; " if why else "") + (f"one step changes the weights by {g(100 * ratio)}% "
-                                            f"(line {g(100 * HIGH_RATIO)}%)")
+                                            f"(line {g(100 * th.update_ratio_high)}%)")
         return [Finding(
             code="lr-too-high", severity="error" if diverged else "warning", where="optimizer",
             evidence=evidence,
@@ -67,11 +66,12 @@ def learning_rate(trace: Trace) -> list[Finding]:
             ),
             fixes=(_fix(0.1),),
         )]
-    if ratio is not None and ratio < LOW_RATIO and (first - last) < STILL * abs(first):
+    if (ratio is not None and ratio < th.update_ratio_low
+            and (first - last) < th.loss_still * abs(first)):
         return [Finding(
             code="lr-too-low", severity="info", where="optimizer", evidence=evidence,
             summary=(f"at lr {g(st.lr)} ({st.optimizer}) one step changes the weights by "
-                     f"{g(ratio)} of their size (line {g(LOW_RATIO)}) and the loss moved "
+                     f"{g(ratio)} of their size (line {g(th.update_ratio_low)}) and the loss moved "
                      f"{g(first)} -> {g(last)} in {len(st.losses) - 1} steps."),
             explanation=(
                 "With updates 10,000x smaller than the weights, training needs that many steps "
@@ -81,3 +81,34 @@ def learning_rate(trace: Trace) -> list[Finding]:
             fixes=(_fix(10.0),),
         )]
     return []
+
+
+@check("lr-too-high", "lr-too-low", scope="run")
+def run_update_ratio(trace: Trace, th: Thresholds) -> list[Finding]:
+    """The update/weight ratio of the steps a monitor measured, read against the loss history.
+
+    Small steps after a blow-up are not a low learning rate: huge weights or dead units make any
+    step look small. So ``lr-too-low`` needs a loss history that stayed finite and never rose
+    above ``diverge`` x its first value; the blow-up itself is ``nonfinite`` /
+    ``loss-diverging``.
+    """
+    run = trace.run
+    if run is None or not run.update_ratios:
+        return []
+    ratio = statistics.median(run.update_ratios)
+    finite = [v for v in run.losses if math.isfinite(v)]
+    blew_up = len(finite) < len(run.losses) or (
+        bool(finite) and finite[0] > 0 and max(finite) > th.diverge * finite[0])
+    high = ratio > th.update_ratio_high
+    if not high and (ratio >= th.update_ratio_low or blew_up):
+        return []
+    lines = {"update_ratio_high": th.update_ratio_high, "update_ratio_low": th.update_ratio_low}
+    return [Finding(
+        "lr-too-high" if high else "lr-too-low", "warning" if high else "info", "optimizer",
+        {"step": run.step, "update_ratio_median": ratio, "lines": lines},
+        f"step {run.step}: one optimizer step changes the weights by {g(ratio)} of their size "
+        f"(healthy: about 1e-3; lines {g(th.update_ratio_low)} and {g(th.update_ratio_high)}).",
+        "The update-to-weight ratio measures the step against the weights it moves (Karpathy, "
+        "CS231n); far above 1e-3 the run jumps around, far below it barely moves.",
+        (_fix(min(1e-3 / ratio, 0.1) if high else max(1e-3 / ratio, 10.0) if ratio else 10.0),),
+    )]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 SQUARED = ("mse", "l1", "huber", "smooth_l1")
 LOGIT_LOSSES = {"cross_entropy": "softmax", "bce_logits": "sigmoid"}
 
 
-@check
-def mse_on_saturating_output(trace: Trace) -> list[Finding]:
+@check("mse-on-saturating-output")
+def mse_on_saturating_output(trace: Trace, th: Thresholds) -> list[Finding]:
     """Squared error on a sigmoid or softmax output with class targets (story 2)."""
     out, tg, loss = trace.output, trace.targets, trace.loss
     if out is None or tg is None or loss.kind not in SQUARED:
@@ -54,8 +56,8 @@ def mse_on_saturating_output(trace: Trace) -> list[Finding]:
     )]
 
 
-@check
-def double_softmax(trace: Trace) -> list[Finding]:
+@check("double-softmax")
+def double_softmax(trace: Trace, th: Thresholds) -> list[Finding]:
     """Probabilities fed to a loss that expects logits (or log-probabilities)."""
     out, loss = trace.output, trace.loss
     if out is None:

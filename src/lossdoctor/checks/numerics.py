@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 _FIX_BY_OP = {
@@ -26,8 +28,8 @@ _DEFAULT_FIX = Fix(
 )
 
 
-@check
-def nonfinite(trace: Trace) -> list[Finding]:
+@check("nonfinite")
+def nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
     """NaN or Inf in the loss, activations or gradients, naming the first op that made it."""
     bad_layers = [layer for layer in trace.layers if layer.output.nonfinite]
     bad_grads = [p for p in trace.params if p.grad_nonfinite]
@@ -66,8 +68,8 @@ def nonfinite(trace: Trace) -> list[Finding]:
     )]
 
 
-@check
-def log_of_zero(trace: Trace) -> list[Finding]:
+@check("log-of-zero")
+def log_of_zero(trace: Trace, th: Thresholds) -> list[Finding]:
     """A log applied to values that reach 0, or to probabilities instead of log_softmax."""
     found = []
     for layer in trace.layers:
@@ -106,3 +108,34 @@ def log_of_zero(trace: Trace) -> list[Finding]:
             ),
         ))
     return found
+
+
+@check("nonfinite", scope="run")
+def run_nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
+    """The first non-finite loss of a training run, with the layer and inputs when known."""
+    run = trace.run
+    if run is None:
+        return []
+    bad = next((i for i, v in enumerate(run.losses) if not math.isfinite(v)), None)
+    if bad is None:
+        return []
+    step, value = bad + 1, run.losses[bad]
+    where = f"layer {run.nonfinite_layer}" if run.nonfinite_layer else f"step {step}"
+    detail = ""
+    if run.inputs is not None:
+        x = run.inputs
+        detail = (f"; inputs: mean {g(x.mean)}, rms {g(x.rms)}, range [{g(x.min)}, {g(x.max)}], "
+                  f"{x.nonfinite} non-finite")
+    produced = (f", first produced by layer {run.nonfinite_layer}" if run.nonfinite_layer else "")
+    return [Finding(
+        "nonfinite", "error", where,
+        {"step": step, "loss": value, "first_layer": run.nonfinite_layer,
+         "input_nonfinite": run.inputs.nonfinite if run.inputs else None},
+        f"step {step}: the loss became {g(value)}{produced}{detail}.",
+        "One non-finite value poisons every value computed from it; after the next optimizer "
+        "step the weights are NaN too. Run the monitor with stop_on_nonfinite=True to stop at "
+        "that step and name the layer.",
+        (Fix("find the op with anomaly detection",
+             "with torch.autograd.detect_anomaly():\n    loss_fn(model(x), y).backward()"),
+         Fix("stop at the first NaN", "Monitor(model, optimizer, stop_on_nonfinite=True)")),
+    )]

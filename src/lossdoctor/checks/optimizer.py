@@ -7,13 +7,15 @@ regularisation is not the weight decay it looks like. AdamW applies the decay di
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 
-@check
-def adam_coupled_l2(trace: Trace) -> list[Finding]:
+@check("adam-coupled-l2")
+def adam_coupled_l2(trace: Trace, th: Thresholds) -> list[Finding]:
     """Adam-family optimizer with coupled weight decay."""
     opt = trace.optimizer
     if opt is None or not opt.adam_family or opt.decoupled:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import math
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 FP16_MAX = 65504.0
 FP16_TINY = 5.96e-8
 
 
-@check
-def half_precision(trace: Trace) -> list[Finding]:
+@check("half-precision-overflow")
+def half_precision(trace: Trace, th: Thresholds) -> list[Finding]:
     """Non-finite in low precision, finite in the float32 replay."""
     pr = trace.precision
     if pr is None or not math.isfinite(pr.loss):

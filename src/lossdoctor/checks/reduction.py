@@ -6,13 +6,15 @@ with the batch size B and a learning rate tuned at one batch size is wrong at an
 
 from __future__ import annotations
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 
-@check
-def sum_reduction(trace: Trace) -> list[Finding]:
+@check("sum-reduction")
+def sum_reduction(trace: Trace, th: Thresholds) -> list[Finding]:
     """A ``sum``-reduced loss over a batch of more than one example."""
     loss = trace.loss
     if loss.reduction != "sum" or trace.batch_size <= 1 or loss.error:

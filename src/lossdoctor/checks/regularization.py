@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
-
-RATIO = 10.0
 
 _GROUPS = Fix(
     "decay only weight matrices: put biases and norm parameters in a group without decay",
@@ -37,8 +37,8 @@ _PENALTY = Fix(
 )
 
 
-@check
-def weight_decay_on_bias(trace: Trace) -> list[Finding]:
+@check("weight-decay-on-bias")
+def weight_decay_on_bias(trace: Trace, th: Thresholds) -> list[Finding]:
     """Optimizer weight decay or a loss penalty applied to biases or norm parameters."""
     found = []
     decayed = [p for p in trace.params if p.role in ("bias", "norm") and p.weight_decay > 0
@@ -85,8 +85,9 @@ def weight_decay_on_bias(trace: Trace) -> list[Finding]:
     return found
 
 
-@check
-def regularization_dominates(trace: Trace) -> list[Finding]:
+@check("regularization-dominates")
+def regularization_dominates(trace: Trace, th: Thresholds) -> list[Finding]:
+    line = th.regularization_ratio
     """A penalty (in loss_fn or as coupled weight decay) whose gradient is >10x the data's."""
     loss = trace.loss
     found = []
@@ -95,7 +96,7 @@ def regularization_dominates(trace: Trace) -> list[Finding]:
         grad_ratio = pg / dg if pg is not None and dg else 0.0
         value_ratio = abs(loss.penalty_value / loss.data_value) if loss.data_value else 0.0
         ratio, basis = max((grad_ratio, "gradient norm"), (value_ratio, "value"))
-        if ratio > RATIO:
+        if ratio > line:
             found.append(Finding(
                 code="regularization-dominates",
                 severity="warning",
@@ -103,10 +104,10 @@ def regularization_dominates(trace: Trace) -> list[Finding]:
                 evidence={"data_loss": loss.data_value, "penalty": loss.penalty_value,
                           "data_grad_norm": dg, "penalty_grad_norm": pg,
                           "value_ratio": value_ratio, "grad_ratio": grad_ratio, "ratio": ratio,
-                          "basis": basis, "line": RATIO},
+                          "basis": basis, "lines": {"regularization_ratio": line}},
                 summary=(f"the penalty inside loss_fn outweighs the data loss {g(ratio)}x by "
                          f"{basis} (penalty {g(loss.penalty_value)}, data {g(loss.data_value)}; "
-                         f"line {g(RATIO)}x)."),
+                         f"line {g(line)}x)."),
                 explanation=(
                     "The step follows grad(data) + grad(penalty) and the optimum balances the "
                     f"two terms. Here the penalty is {g(value_ratio)}x the data loss and its "
@@ -116,7 +117,7 @@ def regularization_dominates(trace: Trace) -> list[Finding]:
                     "l2_loss = sum(w^2)/2."
                 ),
                 fixes=(Fix("lower the penalty coefficient",
-                           f"beta = beta / {max(1, round(ratio / RATIO * 10))}"),),
+                           f"beta = beta / {max(1, round(ratio / line * 10))}"),),
             ))
     opt = trace.optimizer
     if opt is not None and not opt.decoupled:
@@ -126,7 +127,7 @@ def regularization_dominates(trace: Trace) -> list[Finding]:
                                     for p in decayed))
             g_norm = math.sqrt(sum((p.grad_rms or 0.0) ** 2 * math.prod(p.shape)
                                    for p in decayed))
-            if g_norm > 0 and wd_norm / g_norm > RATIO:
+            if g_norm > 0 and wd_norm / g_norm > line:
                 ratio = wd_norm / g_norm
                 wd = max(p.weight_decay for p in decayed)
                 found.append(Finding(
@@ -134,9 +135,10 @@ def regularization_dominates(trace: Trace) -> list[Finding]:
                     severity="warning",
                     where="optimizer",
                     evidence={"weight_decay": wd, "decay_grad_norm": wd_norm,
-                              "data_grad_norm": g_norm, "ratio": ratio, "line": RATIO},
+                              "data_grad_norm": g_norm, "ratio": ratio,
+                              "lines": {"regularization_ratio": line}},
                     summary=(f"weight_decay={g(wd)} contributes a gradient {g(ratio)}x the data "
-                             f"gradient ({g(wd_norm)} vs {g(g_norm)}; line {g(RATIO)}x)."),
+                             f"gradient ({g(wd_norm)} vs {g(g_norm)}; line {g(line)}x)."),
                     explanation=(
                         f"{opt.name}'s weight_decay adds lambda*w to every gradient. Here "
                         f"|lambda*w| = {g(wd_norm)} against |grad| = {g(g_norm)}, so each step "
@@ -144,6 +146,6 @@ def regularization_dominates(trace: Trace) -> list[Finding]:
                     ),
                     fixes=(Fix("lower weight_decay",
                                f"for group in optimizer.param_groups:\n"
-                               f"    group[\"weight_decay\"] = {g(wd / (ratio / RATIO * 10))}"),),
+                               f"    group[\"weight_decay\"] = {g(wd / (ratio / line * 10))}"),),
                 ))
     return found

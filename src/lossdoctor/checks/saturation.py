@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.checks.fixes import reinit_fix
 from lossdoctor.findings import Finding, Fix
-from lossdoctor.probe.kinds import SATURATION_Z
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
-
-FRACTION = 0.5
+from lossdoctor.vocab import SATURATION_Z
 
 
 def slope_ratio(op: str, z: float) -> float:
@@ -30,12 +30,12 @@ def slope_ratio(op: str, z: float) -> float:
     return 1.0
 
 
-@check
-def saturation(trace: Trace) -> list[Finding]:
+@check("saturation", scope="layers")
+def saturation(trace: Trace, th: Thresholds) -> list[Finding]:
     """More than half of a sigmoid/tanh layer's pre-activations on the flat tails."""
     found = []
     for layer in trace.layers:
-        if layer.saturated is None or layer.is_output or layer.saturated <= FRACTION:
+        if layer.saturated is None or layer.is_output or layer.saturated <= th.saturated_fraction:
             continue
         if layer.inputs is None:
             continue
@@ -46,12 +46,13 @@ def saturation(trace: Trace) -> list[Finding]:
             severity="warning",
             where=layer.name,
             evidence={
-                "saturated_fraction": layer.saturated, "line": FRACTION, "abs_z_line": z,
+                "saturated_fraction": layer.saturated, "abs_z": z,
+                "lines": {"saturated_fraction": th.saturated_fraction},
                 "pre_activation_rms": rms, "slope_ratio_at_rms": slope_ratio(layer.op, rms),
             },
             summary=(
                 f"{g(100 * layer.saturated)}% of the {layer.op} pre-activations in {layer.name} "
-                f"have |z| >= {g(z)} (line {g(100 * FRACTION)}%); pre-activation rms {g(rms)}."
+                f"have |z| >= {g(z)} (line {g(100 * th.saturated_fraction)}%); pre-activation rms {g(rms)}."
             ),
             explanation=(
                 f"The gradient through a {layer.op} unit is multiplied by phi'(z), which at the "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 
-from lossdoctor.checks.base import check, g
+from lossdoctor.checks.base import check
 from lossdoctor.checks.depth import (
     activation_family,
     extreme,
@@ -23,16 +23,16 @@ from lossdoctor.checks.depth import (
 )
 from lossdoctor.checks.fixes import init_name, reinit_fix
 from lossdoctor.findings import Finding
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
-RATIO = 100.0
-ERROR_RATIO = 1e4
 # std(w) * sqrt(fan_in) that keeps the pre-activation scale, per activation family.
 NEUTRAL_GAIN = {"relu": 2**0.5, "tanh": 1.0, "sigmoid": 1.0, "linear": 1.0}
 
 
-@check
-def signal_scale(trace: Trace) -> list[Finding]:
+@check("signal-exploding", "signal-vanishing", scope="layers")
+def signal_scale(trace: Trace, th: Thresholds) -> list[Finding]:
     """Forward signal growing or shrinking by >= 100x across depth."""
     pts = signal_points(trace)
     findings = []
@@ -44,18 +44,19 @@ def signal_scale(trace: Trace) -> list[Finding]:
         if run is None:
             continue
         factor = run.ratio if grow else 1 / run.ratio
-        if factor < RATIO:
+        if factor < th.signal_ratio:
             continue
         word = "grows" if grow else "shrinks"
         a, b = pts[run.start], pts[run.end]
         evidence: dict[str, object] = {
             "from_layer": a[0], "to_layer": b[0], "rms_from": a[1], "rms_to": b[1],
-            "ratio": run.ratio, "gain_per_layer": run.per_layer, "line": RATIO,
+            "ratio": run.ratio, "gain_per_layer": run.per_layer, "lines": {"signal_ratio": th.signal_ratio,
+                      "signal_error_ratio": th.signal_error_ratio},
             "pre_activation_rms": [p[1] for p in pts],
         }
         summary = (
             f"the signal {word} {g(run.per_layer)}x per layer from layer {a[0]} to {b[0]} "
-            f"(pre-activation rms {g(a[1])} -> {g(b[1])}, {g(factor)}x; line {g(RATIO)}x)"
+            f"(pre-activation rms {g(a[1])} -> {g(b[1])}, {g(factor)}x; line {g(th.signal_ratio)}x)"
         )
         if gains:
             mean_gain = statistics.median(gains)
@@ -72,7 +73,7 @@ def signal_scale(trace: Trace) -> list[Finding]:
                         f"this init, {init_name(family)} 1.0x")
         findings.append(Finding(
             code="signal-exploding" if grow else "signal-vanishing",
-            severity="error" if factor >= ERROR_RATIO else "warning",
+            severity="error" if factor >= th.signal_error_ratio else "warning",
             where=f"layer {a[0]} -> {b[0]}",
             evidence=evidence,
             summary=summary + ".",

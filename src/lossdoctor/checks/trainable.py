@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 _FOREIGN = "<not in model>"
 
 
-@check
-def nothing_trainable(trace: Trace) -> list[Finding]:
+@check("nothing-trainable")
+def nothing_trainable(trace: Trace, th: Thresholds) -> list[Finding]:
     """No trainable parameter, or none of them in the optimizer."""
     params = trace.params
     trainable = {p.name for p in params if p.requires_grad}

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lossdoctor.checks.base import g
 from lossdoctor.errors import LossDoctorError
+from lossdoctor.fmt import g
 
 
 def _fail(e: LossDoctorError) -> None:

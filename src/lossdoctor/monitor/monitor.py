@@ -9,7 +9,6 @@ and read back on scheduled steps only, so the default schedule adds no per-step 
 from __future__ import annotations
 
 import math
-import statistics
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -19,22 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from lossdoctor.checks.base import g
-from lossdoctor.checks.dead_units import dead_relu
-from lossdoctor.checks.gradients import gradient_scale
-from lossdoctor.checks.learning_rate import HIGH_RATIO, LOW_RATIO
-from lossdoctor.checks.saturation import saturation
-from lossdoctor.checks.signal import signal_scale
+from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError
-from lossdoctor.findings import Finding, Fix
-from lossdoctor.monitor.dynamics import dynamics
+from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.probe.hooks import first_tensor, module_hooks
 from lossdoctor.probe.recorder import Recorder
 from lossdoctor.probe.run import tensor_stats
 from lossdoctor.report import Report
-from lossdoctor.trace import LossStats, Trace
-
-CHECKS = (signal_scale, gradient_scale, saturation, dead_relu)
+from lossdoctor.thresholds import Thresholds
+from lossdoctor.trace import LossStats, RunStats, Trace
 
 
 class NonFiniteLoss(LossDoctorError):
@@ -68,6 +60,7 @@ class Monitor:
             NaN/Inf, naming the step, the first layer that produced it and the input statistics.
         writer: a ``torch.utils.tensorboard.SummaryWriter``: per-layer scalars and findings as
             text on scheduled steps.
+        thresholds: the lines the checks draw (:class:`~lossdoctor.Thresholds`).
     """
 
     def __init__(
@@ -80,6 +73,7 @@ class Monitor:
         on_finding: str | Callable[[Finding], Any] = "warn",
         stop_on_nonfinite: bool = False,
         writer: Any = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -98,6 +92,7 @@ class Monitor:
         self.on_finding = on_finding
         self.stop_on_nonfinite = stop_on_nonfinite
         self.writer = writer
+        self.thresholds = thresholds or Thresholds()
         self.step = 0
         self.losses: list[float] = []
         self.findings: list[Finding] = []
@@ -235,113 +230,54 @@ class Monitor:
         """Record a loss value without advancing the step (for loops that log losses sparsely)."""
         self._pending_losses.append(torch.tensor([float(value)], dtype=torch.float64))
 
-    def _raise_nonfinite(self, value: float) -> None:
-        where = "the loss itself (every layer output was finite)"
-        for name, bad in self._bad_layer:
-            if bool(bad):
-                where = f"layer {name}"
-                break
-        detail = ""
-        if self._inputs is not None and self._inputs.is_floating_point():
-            st = tensor_stats(self._inputs)
-            detail = (f"; inputs: mean {g(st.mean)}, rms {g(st.rms)}, range [{g(st.min)}, "
-                      f"{g(st.max)}], {st.nonfinite} non-finite")
-        finding = Finding(
-            "nonfinite", "error", where, {"step": self.step, "loss": value},
-            f"step {self.step}: loss = {g(value)}, first produced by {where}{detail}.",
-            "One non-finite value poisons every value computed from it; after the next "
-            "optimizer step the weights are NaN too.",
-            (Fix("find the op with anomaly detection",
-                 "with torch.autograd.detect_anomaly():\n    loss_fn(model(x), y).backward()"),),
+    def _run_trace(self, layers: tuple[Any, ...] = (), nonfinite_layer: str | None = None,
+                   inputs: Any = None) -> Trace:
+        """The run so far as a trace: layer records of this step plus the run's history."""
+        batch = layers[0].output.shape[0] if layers and layers[0].output.shape else 1
+        run = RunStats(
+            step=self.step, losses=tuple(self.losses), window=self.window,
+            update_ratios=tuple(self._ratios), stale_params=tuple(self._stale),
+            dead_first=tuple(self._dead_first.items()), nonfinite_layer=nonfinite_layer,
+            inputs=inputs)
+        return Trace(
+            task="unknown", n_classes=None, batch_size=batch, layers=layers, params=(),
+            loss=LossStats(value=self.losses[-1] if self.losses else math.nan, kind="custom",
+                           reduction=None, source="monitor", requires_grad=True),
+            output=None, targets=None, inputs=None, optimizer=None, run=run,
         )
-        self.findings.append(finding)
-        raise NonFiniteLoss(finding.summary)
+
+    def _flush_losses(self) -> None:
+        if self._pending_losses:
+            self.losses.extend(torch.cat(self._pending_losses).tolist())
+            self._pending_losses = []
+
+    def _raise_nonfinite(self, value: float) -> None:
+        self._flush_losses()
+        layer = next((name for name, bad in self._bad_layer if bool(bad)), None)
+        inputs = (tensor_stats(self._inputs) if self._inputs is not None
+                  and self._inputs.is_floating_point() else None)
+        found = [f for f in run_checks(self._run_trace(nonfinite_layer=layer, inputs=inputs),
+                                       self.thresholds, scopes=("run",))
+                 if f.code == "nonfinite"]
+        self.findings.extend(found)
+        raise NonFiniteLoss(found[0].summary if found else f"step {self.step}: loss = {value}")
 
     def _measure(self) -> None:
-        if self._pending_losses:
-            new = torch.cat(self._pending_losses).tolist()
-            self._pending_losses = []
-            self.losses.extend(new)
+        self._flush_losses()
         layers = self._rec.layers()
         self._rec.enabled = False
         if not self._scheduled(self.step + 1):
             self._unhook_modules()
-        batch = layers[0].output.shape[0] if layers and layers[0].output.shape else 1
-        value = self.losses[-1] if self.losses else math.nan
-        trace = Trace(
-            task="unknown", n_classes=None, batch_size=batch, layers=layers, params=(),
-            loss=LossStats(value=value, kind="custom", reduction=None, source="monitor",
-                           requires_grad=True),
-            output=None, targets=None, inputs=None, optimizer=None,
-        )
+        trace = self._run_trace(layers)
         self.last_trace = trace
-        found: list[Finding] = []
-        for check in CHECKS:
-            found.extend(check(trace))
-        found.extend(self._time_checks(layers))
-        bad = next((i for i, v in enumerate(self.losses) if not math.isfinite(v)), None)
-        if bad is not None:
-            found.append(Finding(
-                "nonfinite", "error", f"step {bad + 1}", {"step": bad + 1, "loss": self.losses[bad]},
-                f"step {bad + 1}: the loss became {g(self.losses[bad])}.",
-                "One non-finite value poisons every value computed from it. Run with "
-                "stop_on_nonfinite=True to stop at that step and name the layer.",
-                (Fix("stop at the first NaN", "Monitor(model, optimizer, stop_on_nonfinite=True)"),),
-            ))
-        else:
-            found.extend(dynamics(self.losses, self.window))
+        for layer in layers:
+            if layer.dead_units is not None:
+                self._dead_first.setdefault(layer.name, layer.dead_units)
+        self._stale, self._ratios = [], []
+        found = run_checks(trace, self.thresholds, scopes=("layers", "run"))
         self._log(layers)
         for f in found:
             self._emit(f)
-
-    def _time_checks(self, layers: Any) -> list[Finding]:
-        found = []
-        if self._stale:
-            names = sorted(set(self._stale))
-            found.append(Finding(
-                "stale-gradients", "error", "optimizer",
-                {"step": self.step, "params": names[:10], "count": len(names)},
-                f"step {self.step}: {len(names)} parameter(s) still held the previous step's "
-                "gradient when backward ran again: gradients are never zeroed.",
-                "backward() adds into .grad. Without optimizer.zero_grad() between steps every "
-                "step applies the sum of all past gradients, so the effective step keeps growing. "
-                "Deliberate accumulation (several backward passes per optimizer step, zeroed "
-                "after the step) is not flagged.",
-                (Fix("zero the gradients every step",
-                     "optimizer.zero_grad(set_to_none=True)\nloss.backward()\noptimizer.step()"),),
-            ))
-            self._stale = []
-        if self._ratios:
-            ratio = statistics.median(self._ratios)
-            self._ratios = []
-            if ratio > HIGH_RATIO or ratio < LOW_RATIO:
-                high = ratio > HIGH_RATIO
-                found.append(Finding(
-                    "lr-too-high" if high else "lr-too-low", "warning" if high else "info",
-                    "optimizer", {"step": self.step, "update_ratio_median": ratio},
-                    f"step {self.step}: one optimizer step changes the weights by {g(ratio)} of "
-                    f"their size (healthy: about 1e-3; lines {g(LOW_RATIO)} and {g(HIGH_RATIO)}).",
-                    "The update-to-weight ratio measures the step against the weights it moves "
-                    "(Karpathy, CS231n); far above 1e-3 the run jumps around, far below it "
-                    "barely moves.",
-                    (Fix("scale the learning rate", "for group in optimizer.param_groups:\n"
-                         f"    group[\"lr\"] *= {g(1e-3 / ratio) if ratio else 10}"),),
-                ))
-        for layer in layers:
-            if layer.dead_units is None:
-                continue
-            first = self._dead_first.setdefault(layer.name, layer.dead_units)
-            if layer.dead_units >= 0.7 and layer.dead_units - first >= 0.3:
-                found.append(Finding(
-                    "dead-relu", "warning", layer.name,
-                    {"step": self.step, "dead_fraction": layer.dead_units, "first": first},
-                    f"step {self.step}: {g(100 * layer.dead_units)}% of {layer.name}'s units are "
-                    f"dead, up from {g(100 * first)}% when monitoring started.",
-                    "Units die during training when a large step pushes their pre-activation "
-                    "negative for every input; they then get no gradient and never recover.",
-                    (Fix("lower the learning rate or use LeakyReLU", "nn.LeakyReLU(0.01)"),),
-                ))
-        return found
 
     def _log(self, layers: Any) -> None:
         if self.writer is None:
@@ -380,13 +316,11 @@ class Monitor:
 
     def report(self) -> Report:
         """Everything found so far, as the same :class:`Report` type ``diagnose`` returns."""
-        if self._pending_losses:
-            self.losses.extend(torch.cat(self._pending_losses).tolist())
-            self._pending_losses = []
+        self._flush_losses()
         trace = self.last_trace or Trace(
             task="unknown", n_classes=None, batch_size=0, layers=(), params=(),
             loss=LossStats(value=self.losses[-1] if self.losses else math.nan, kind="custom",
                            reduction=None, source="monitor", requires_grad=True),
             output=None, targets=None, inputs=None, optimizer=None)
-        order = {"error": 0, "warning": 1, "info": 2}
-        return Report(trace=trace, findings=sorted(self.findings, key=lambda f: order[f.severity]))
+        return Report(trace=trace,
+                      findings=sorted(self.findings, key=lambda f: -SEVERITY_RANK[f.severity]))

@@ -17,16 +17,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from lossdoctor.probe.hooks import all_tensors
-from lossdoctor.probe.kinds import (
-    ACTIVATIONS,
-    ADDS,
-    LOGS,
-    LOSSES,
-    PASS_THROUGH,
-    PROB_HEADS,
-    op_name,
-)
+from lossdoctor.probe.kinds import op_name
 from lossdoctor.probe.recorder import Recorder
+from lossdoctor.vocab import ACTIVATIONS, ADDS, LOGS, LOSSES, PASS_THROUGH, PROB_HEADS
 
 
 @dataclass

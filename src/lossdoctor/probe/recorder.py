@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from lossdoctor.probe.kinds import DYING, SATURATION_Z
 from lossdoctor.probe.readback import Readback, reduce, rms
 from lossdoctor.trace import LayerStats, TensorStats
+from lossdoctor.vocab import DYING, SATURATION_Z
 
 
 @dataclass

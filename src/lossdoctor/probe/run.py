@@ -15,7 +15,7 @@ from lossdoctor.errors import LossFnError, ModelError
 from lossdoctor.probe import nonfinite
 from lossdoctor.probe.guard import Snapshot
 from lossdoctor.probe.hooks import all_tensors, first_tensor, module_hooks
-from lossdoctor.probe.kinds import LOSSES, is_norm
+from lossdoctor.probe.kinds import is_norm
 from lossdoctor.probe.ops import LossCall, LossTaint, OpsMode, grad_fn_producer
 from lossdoctor.probe.readback import reduce, rms
 from lossdoctor.probe.recorder import Recorder, stats_from
@@ -31,6 +31,7 @@ from lossdoctor.trace import (
     TensorStats,
     Trace,
 )
+from lossdoctor.vocab import LOSSES
 
 ADAM_FAMILY = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafactor"})
 

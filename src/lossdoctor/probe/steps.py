@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from lossdoctor.case import Case, copy_case
 from lossdoctor.errors import LossFnError, ModelError, OptimizerError
 from lossdoctor.probe.run import call_model
 from lossdoctor.trace import PrecisionStats, StepStats
@@ -31,7 +33,7 @@ def needs_closure(opt: torch.optim.Optimizer | None) -> bool:
     return closure is not None and closure.default is inspect.Parameter.empty
 
 
-def _loss(case: Any, step: int) -> torch.Tensor:
+def _loss(case: Case, step: int) -> torch.Tensor:
     """One forward and loss on the batch; the user's code raising is reported as such."""
     try:
         output = call_model(case.model, case.inputs)
@@ -49,17 +51,17 @@ def _loss(case: Any, step: int) -> torch.Tensor:
     return loss
 
 
-def _set_grads(loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+def _set_grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     for p, grad in zip(params, grads, strict=True):
         p.grad = grad  # None for an unused parameter, as after zero_grad(set_to_none=True)
 
 
-def train_steps(case: Any, steps: int, ratios: list[float] | None = None) -> list[float]:
+def train_steps(case: Case, steps: int, ratios: list[float] | None = None) -> list[float]:
     """Loss before each of ``steps`` optimizer steps on the batch, and after the last.
 
     Args:
-        case: a :class:`~lossdoctor.repairs.case.Case` (already a copy: it is trained).
+        case: a :class:`~lossdoctor.case.Case` (already a copy: it is trained).
         steps: optimizer steps.
         ratios: when given, receives ||w_1 - w_0|| / ||w_0|| of every weight matrix after the
             first step.
@@ -97,7 +99,7 @@ def train_steps(case: Any, steps: int, ratios: list[float] | None = None) -> lis
                 return again.detach()
 
             try:
-                opt.step(closure) if closure_step else opt.step()  # type: ignore[union-attr]
+                opt.step(closure) if closure_step else opt.step()  # type: ignore[union-attr,arg-type]
             except (ModelError, LossFnError):
                 raise
             except Exception as e:
@@ -112,10 +114,8 @@ def train_steps(case: Any, steps: int, ratios: list[float] | None = None) -> lis
     return losses
 
 
-def step_stats(case: Any, steps: int) -> StepStats:
+def step_stats(case: Case, steps: int) -> StepStats:
     """Train a copy of ``case`` for ``steps`` steps and summarise what happened."""
-    from lossdoctor.repairs.case import copy_case
-
     copy, _ = copy_case(case)
     ratios: list[float] = []
     losses = train_steps(copy, steps, ratios)
@@ -138,13 +138,11 @@ def _to_float32(x: Any) -> Any:
     return x
 
 
-def float32_replay(case: Any, steps: int) -> PrecisionStats | None:
+def float32_replay(case: Case, steps: int) -> PrecisionStats | None:
     """For a float16/bfloat16 model: the first loss and the probe steps on a float32 copy.
 
     Returns None when the model is not in low precision or the copy cannot run.
     """
-    from lossdoctor.repairs.case import copy_case
-
     low = [p for p in case.model.parameters() if p.dtype in LOW_PRECISION]
     if not low:
         return None

@@ -1,6 +1,6 @@
 """Mechanical fixes, applied to copies of the user's objects, and their verification."""
 
-from lossdoctor.repairs.case import Case, copy_case
+from lossdoctor.case import Case, copy_case
 from lossdoctor.repairs.data import standardize_inputs
 from lossdoctor.repairs.head import drop_final_activation, logits_loss
 from lossdoctor.repairs.init import reinit

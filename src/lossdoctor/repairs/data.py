@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from lossdoctor.case import Case
 from lossdoctor.errors import LossDoctorError
-from lossdoctor.repairs.case import Case
 
 
 def standardize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossdoctor.case import Case
 from lossdoctor.errors import LossDoctorError
-from lossdoctor.repairs.case import Case
 
 _HEADS = (nn.Softmax, nn.Sigmoid, nn.LogSoftmax)
 

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossdoctor.case import Case, rebuild_optimizer
 from lossdoctor.errors import LossDoctorError
 from lossdoctor.probe.kinds import is_norm
-from lossdoctor.repairs.case import Case, rebuild_optimizer
 
 
 def _identity(case: Case) -> dict[int, torch.Tensor]:

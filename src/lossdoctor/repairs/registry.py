@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lossdoctor.case import Case
 from lossdoctor.checks.depth import activation_family
 from lossdoctor.checks.fixes import init_name
 from lossdoctor.findings import Finding
 from lossdoctor.repairs import data, head, init, optim
-from lossdoctor.repairs.case import Case
 from lossdoctor.trace import Trace
 
 INIT_CODES = frozenset({"init-loss-high", "signal-exploding", "signal-vanishing", "grad-exploding",

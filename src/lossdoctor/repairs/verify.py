@@ -14,16 +14,17 @@ import math
 from dataclasses import replace
 from typing import Any
 
+from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
-from lossdoctor.checks.base import g
 from lossdoctor.checks.depth import extreme, grad_points, signal_points
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.findings import Finding, Verification
+from lossdoctor.fmt import g
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.steps import needs_closure, train_steps
-from lossdoctor.repairs.case import Case, copy_case
 from lossdoctor.repairs.registry import Repair, repair_for
+from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
 
 LOUD = ("warning", "error")
@@ -54,7 +55,8 @@ def _metrics(trace: Trace, findings: list[Finding], losses: list[float]) -> dict
     return m
 
 
-def _measure(case: Case, task: Task | None, steps: int) -> tuple[Trace, list[Finding], list[float]]:
+def _measure(case: Case, task: Task | None, steps: int,
+             thresholds: Thresholds | None) -> tuple[Trace, list[Finding], list[float]]:
     """Probe the repaired copy, train it ``steps`` steps, and run the checks on both."""
     with untouched(case.model):
         trace = probe(case.model, case.inputs, case.targets, case.loss_fn, case.optimizer, task)
@@ -65,7 +67,7 @@ def _measure(case: Case, task: Task | None, steps: int) -> tuple[Trace, list[Fin
         tuple(losses), tuple(ratios), type(opt).__name__ if opt else "SGD",
         max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None,
         needs_closure(opt)))
-    return trace, run_checks(trace), losses
+    return trace, run_checks(trace, thresholds), losses
 
 
 def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
@@ -114,7 +116,7 @@ def _message(title: str, codes: set[str], before: dict[str, Any], after: dict[st
 
 
 def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
-           task: Task | None = None) -> list[Finding]:
+           task: Task | None = None, thresholds: Thresholds | None = None) -> list[Finding]:
     """Attach a :class:`Verification` to every finding that has a mechanical fix.
 
     Every run works on a deep copy; the user's objects are only read.
@@ -148,7 +150,7 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
         try:
             fixed, _ = copy_case(case)
             fixed = repair.apply(fixed, trace, findings[idx[0]])
-            fixed_trace, fixed_findings, losses = _measure(fixed, task, steps)
+            fixed_trace, fixed_findings, losses = _measure(fixed, task, steps, thresholds)
         except LossDoctorError as e:
             result = Verification(repair.name, title, "failed", before, {}, f"{title}: {e}")
         except Exception as e:  # noqa: BLE001 - a repair that breaks the model is reported

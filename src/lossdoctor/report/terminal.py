@@ -12,7 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from lossdoctor.checks.base import g
+from lossdoctor.fmt import g
 
 if TYPE_CHECKING:
     from lossdoctor.report.report import Report

@@ -12,8 +12,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from lossdoctor.checks.base import g
 from lossdoctor.errors import LossDoctorError
+from lossdoctor.fmt import g
 
 
 @click.command()
@@ -53,7 +53,7 @@ def predict(target: str | None, layers: tuple[int, ...], more_widths: tuple[int,
       lossdoctor predict my_model.py:make --json
     """
     import lossdoctor as ld
-    from lossdoctor.cli import load_factory, user_output
+    from lossdoctor.factory import load_factory, user_output
     from lossdoctor.lab.datasets import load
     from lossdoctor.lab.mlp import Config, batches, build
     from lossdoctor.report.report import strict

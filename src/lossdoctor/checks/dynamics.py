@@ -16,14 +16,11 @@ from __future__ import annotations
 import math
 import statistics
 
-from lossdoctor.checks.base import g
+from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
-
-DIVERGE = 2.0
-PLATEAU = 0.01
-SWING = 0.5
-TURNS = 0.6
-SETTLED = 0.25
+from lossdoctor.fmt import g
+from lossdoctor.thresholds import Thresholds
+from lossdoctor.trace import Trace
 
 
 def _smooth(losses: list[float], window: int) -> list[float]:
@@ -36,19 +33,24 @@ def _smooth(losses: list[float], window: int) -> list[float]:
     return out
 
 
-def dynamics(losses: list[float], window: int, first_step: int = 1) -> list[Finding]:
-    """Findings from the loss history (finite values only; non-finite is the monitor's job)."""
+@check("loss-diverging", "loss-plateau", "loss-oscillating", scope="run")
+def dynamics(trace: Trace, th: Thresholds) -> list[Finding]:
+    """Findings from the loss history (finite values only; ``run_nonfinite`` reports the rest)."""
+    if trace.run is None:
+        return []
+    losses, window = list(trace.run.losses), trace.run.window
     if len(losses) < 2 * window or any(not math.isfinite(v) for v in losses):
         return []
     sm = _smooth(losses, window)
-    step = first_step + len(losses) - 1
+    step = len(losses)
     found: list[Finding] = []
     best = min(sm[window - 1:])
     now, before = sm[-1], sm[-window]
-    if best > 0 and now > DIVERGE * best and now > before:
+    if best > 0 and now > th.diverge * best and now > before:
         found.append(Finding(
             "loss-diverging", "error", f"step {step}",
-            {"step": step, "smoothed_loss": now, "best_smoothed_loss": best, "line": DIVERGE},
+            {"step": step, "smoothed_loss": now, "best_smoothed_loss": best,
+             "lines": {"diverge": th.diverge}},
             f"step {step}: the loss (moving average over {window}) is {g(now)}, {g(now / best)}x "
             f"its best {g(best)}, and still rising.",
             "A loss that climbs back above twice its best is moving away from the minimum: the "
@@ -61,13 +63,13 @@ def dynamics(losses: list[float], window: int, first_step: int = 1) -> list[Find
     if len(losses) >= 3 * window:
         old = sm[-2 * window]
         first = sm[window - 1]
-        if old > 0 and (old - now) / old < PLATEAU and now > 0.5 * first:
+        if old > 0 and (old - now) / old < th.plateau and now > 0.5 * first:
             found.append(Finding(
                 "loss-plateau", "warning", f"step {step}",
                 {"step": step, "smoothed_loss": now, "two_windows_ago": old, "first": first,
-                 "line": PLATEAU},
+                 "lines": {"plateau": th.plateau}},
                 f"step {step}: the loss moved {g(old)} -> {g(now)} over the last {2 * window} "
-                f"steps (< {g(100 * PLATEAU)}%) and is still {g(100 * now / first)}% of where it "
+                f"steps (< {g(100 * th.plateau)}%) and is still {g(100 * now / first)}% of where it "
                 "started.",
                 "A loss stuck near its starting value means the gradient carries no usable "
                 "signal: vanishing gradients, dead or saturated units, a learning rate far too "
@@ -82,12 +84,14 @@ def dynamics(losses: list[float], window: int, first_step: int = 1) -> list[Find
     turn_share = turns / max(len(diffs) - 1, 1)
     swing = (max(recent) - min(recent)) / level if level > 0 else 0.0
     trending = now < 0.9 * before
-    unsettled = level > SETTLED * sm[window - 1]
-    if swing > SWING and turn_share > TURNS and not trending and unsettled:
+    unsettled = level > th.oscillation_settled * sm[window - 1]
+    if swing > th.oscillation_swing and turn_share > th.oscillation_turns and not trending and unsettled:
         found.append(Finding(
             "loss-oscillating", "warning", f"step {step}",
             {"step": step, "swing": swing, "turn_share": turn_share, "level": level,
-             "line_swing": SWING, "line_turns": TURNS},
+             "lines": {"oscillation_swing": th.oscillation_swing,
+                       "oscillation_turns": th.oscillation_turns,
+                       "oscillation_settled": th.oscillation_settled}},
             f"step {step}: over the last {window} steps the loss swings by {g(100 * swing)}% of "
             f"its level {g(level)} and changes direction at {g(100 * turn_share)}% of the steps, "
             "without trending down.",
