@@ -599,6 +599,20 @@ add("io/not-a-module", {"error": "must be a torch.nn.Module"})(
 add("io/negative-verify-steps", {"error": "verify_steps"})(lambda: case(verify_steps=-1))
 
 
+class RaisesMultiline(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.lin(x)
+        raise RuntimeError("first line\n  second line\n" + "x" * 5000)
+
+
+add("io/model-raises-multiline", {"error": "first line second line", "error_type": ModelError})(
+    lambda: case(RaisesMultiline()))
+
+
 def _ret_none() -> nn.Module:
     class RetNone(nn.Module):
         def __init__(self) -> None:
@@ -798,6 +812,12 @@ def test_cli_factory_exit_is_an_error(target: Path, factory: str) -> None:
     assert out == ""
 
 
+@pytest.mark.parametrize("args", [[], ["--help"], ["lab"], ["diagnose", "--help"]])
+def test_cli_help_is_not_an_error(args: list[str]) -> None:
+    code, out, err = cli(*args)
+    assert code == 0 and "Usage:" in out and err == ""
+
+
 def test_cli_fail_on(target: Path) -> None:
     assert cli("diagnose", f"{target}:make", "--fail-on", "error", "--verify-steps", "0")[0] == 1
     assert cli("diagnose", f"{target}:make", "--verify-steps", "0")[0] == 0
@@ -840,5 +860,5 @@ def test_cli_fix_script_path_checked_before_diagnosing(target: Path, tmp_path: P
 
 
 def test_matrix_is_broad() -> None:
-    total = (len(CASES) + len(PREDICT) + len(CLI_ERRORS) + 4 + 2 + 4)
+    total = (len(CASES) + len(PREDICT) + len(CLI_ERRORS) + 4 + 2 + 4 + 4)
     assert total >= 80, total

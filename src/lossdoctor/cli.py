@@ -89,6 +89,9 @@ class Main(click.Group):
         except click.exceptions.Abort:
             click.echo("lossdoctor: error: aborted", err=True)
             sys.exit(2)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, not an error
+            click.echo(e.format_message())
+            sys.exit(0)
         except click.ClickException as e:
             click.echo(f"lossdoctor: error: {one_line(e.format_message())}", err=True)
             sys.exit(2)
