@@ -499,6 +499,12 @@ add("dtype/fp16-overflow-adam", {"codes": {"half-precision-overflow"},
                                  "absent": {"lr-too-high"}})(
     lambda: (lambda c: {**c, "optimizer": torch.optim.Adam(c["model"].parameters(), lr=1e-5)})(
         half_overflow()))
+for _lr in (1e-2, 1e-4, 1e-6):  # Adam's eps and small squared gradients flush to 0 in float16
+    add(f"dtype/fp16-adam-nan-at-lr-{_lr:g}", {"codes": {"half-precision-overflow"},
+                                              "absent": {"lr-too-high"}})(
+        lambda _lr=_lr: (lambda m: case(m, torch.optim.Adam(m.parameters(), lr=_lr),
+                                        inputs=torch.randn(16, 4).half(), verify_steps=2))(
+            mlp(4, 32, 3).half()))
 add("dtype/mixed-model-fp64-input-fp32", {"error": "the model raised", "error_type": ModelError})(
     lambda: case(mlp().double()))
 
