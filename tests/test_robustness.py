@@ -88,6 +88,8 @@ def state(model: nn.Module, opt: Any, loss_fn: Any) -> dict[str, Any]:
     if isinstance(loss_fn, nn.Module):
         st["loss"] = {"state": {k: v.clone() for k, v in loss_fn.state_dict().items()},
                       "attrs": {n: _object_state(m) for n, m in loss_fn.named_modules()}}
+    elif hasattr(loss_fn, "__self__"):
+        st["loss"] = _object_state(loss_fn.__self__)
     elif hasattr(loss_fn, "__dict__"):
         st["loss"] = _object_state(loss_fn)
     return st
@@ -558,6 +560,7 @@ add("state/registers-buffer")(lambda: case(RegistersBuffer()))
 add("state/flips-mode-and-flags")(lambda: case(FlipsMode()))
 add("state/stateful-loss-module")(lambda: case(loss_fn=CountingLoss()))
 add("state/stateful-callable-loss")(lambda: case(loss_fn=CallableLoss()))
+add("state/loss-is-a-bound-method")(lambda: case(loss_fn=CallableLoss().__call__))
 add("state/model-raises-in-probe-steps", {"error": "call 2 failed", "error_type": ModelError})(
     lambda: case(RaisesLater(1), verify_steps=3))
 add("state/model-raises-in-verification", {"error": "failed", "error_type": ModelError})(

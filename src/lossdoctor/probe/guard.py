@@ -81,6 +81,7 @@ class Snapshot:
     """
 
     def __init__(self, model: nn.Module, *others: Any) -> None:
+        others = tuple(o.__self__ if isinstance(o, MethodType) else o for o in others)
         modules = list(dict.fromkeys(m for root in (model, *others) for m in _modules(root)))
         params = list(dict.fromkeys(p for m in modules for p in m.parameters(recurse=False)))
         with torch.no_grad():
