@@ -796,6 +796,12 @@ CLI_ERRORS: dict[str, tuple[list[str], int, str]] = {
     "predict-nan-mean": (["predict", "--input-mean", "nan"], 2, "finite"),
     "predict-negative-sq": (["predict", "--input-sq", "-1"], 2, "second moment"),
     "predict-missing-file": (["predict", "nope.py:make"], 2, "no such file"),
+    "task-not-a-choice": (["diagnose", "--example", "healthy-mlp", "--task", "ranking"], 2,
+                          "ranking"),
+    "target-and-example": (["diagnose", "x.py:make", "--example", "healthy-mlp"], 2,
+                           "either TARGET"),
+    "predict-dim-zero": (["predict", "--input-dim", "0"], 2, "input-dim"),
+    "lab-unknown-dataset": (["lab", "mlp", "--dataset", "nope", "--steps", "0"], 2, "nope"),
 }
 
 
@@ -825,6 +831,14 @@ def test_cli_factory_exit_is_an_error(target: Path, factory: str) -> None:
 def test_cli_help_is_not_an_error(args: list[str]) -> None:
     code, out, err = cli(*args)
     assert code == 0 and "Usage:" in out and err == ""
+
+
+def test_cli_lab_json_is_strict_when_training_diverges() -> None:
+    code, out, err = cli("lab", "mlp", "--dataset", "blobs", "--layers", "8", "--init",
+                         "normal:50", "--lr", "1e30", "--steps", "3", "--no-dropout", "--json")
+    assert code == 0, err
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON token {c}"))
+    assert "nan" in data["losses"]
 
 
 def test_cli_fail_on(target: Path) -> None:
@@ -869,5 +883,5 @@ def test_cli_fix_script_path_checked_before_diagnosing(target: Path, tmp_path: P
 
 
 def test_matrix_is_broad() -> None:
-    total = (len(CASES) + len(PREDICT) + len(CLI_ERRORS) + 4 + 2 + 4 + 4)
+    total = (len(CASES) + len(PREDICT) + len(CLI_ERRORS) + 4 + 2 + 4 + 4 + 1)
     assert total >= 80, total
