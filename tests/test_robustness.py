@@ -511,9 +511,14 @@ add("dtype/mixed-model-fp64-input-fp32", {"error": "the model raised", "error_ty
     lambda: case(mlp().double()))
 
 # modules ----------------------------------------------------------------------------------
-add("module/lazy-uninitialised", {"error": "lazy"})(lambda: case(lazy(False), None))
-add("module/lazy-uninitialised-opt", {"error": "lazy"})(
+add("module/lazy-uninitialised", {"note": "lazy"})(lambda: case(lazy(False), None))
+add("module/lazy-uninitialised-opt", {"note": "lazy"})(
     lambda: (lambda m: case(m, torch.optim.SGD(m.parameters(), lr=0.1)))(lazy(False)))
+add("module/lazy-uninitialised-softmax", {"note": "lazy", "codes": {"double-softmax"}})(
+    lambda: (lambda m: case(m, torch.optim.Adam(m.parameters(), lr=1e-3)))(
+        nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(3), nn.Softmax(dim=1))))
+add("module/lazy-model-raises", {"error": "lazy", "error_type": ModelError})(
+    lambda: case(nn.Sequential(nn.LazyLinear(8), nn.Linear(7, 3)), None))
 add("module/lazy-initialised")(lambda: case(lazy(True)))
 add("module/meta", {"error": "meta"})(meta)
 add("module/meta-with-opt", {"error": "meta"})(

@@ -12,12 +12,13 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from lossdoctor.case import Case
+from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.hooks import all_tensors
+from lossdoctor.probe.run import call_model
 from lossdoctor.probe.steps import float32_replay, step_stats
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
@@ -39,8 +40,7 @@ def preflight(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any) -> None
     for root, what in ((model, "model"), (loss_fn, "loss_fn")):
         if not isinstance(root, nn.Module):
             continue
-        lazy = [n for n, p in root.named_parameters() if is_lazy(p)]
-        lazy += [n for n, b in root.named_buffers() if is_lazy(b)]
+        lazy = _lazy(root)
         if lazy:
             raise LossDoctorError(
                 f"the {what} has {len(lazy)} uninitialised lazy parameter(s) ({lazy[0]}, ...): "
@@ -61,6 +61,27 @@ def preflight(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any) -> None
     y = next(iter(all_tensors(targets)), None)
     if y is not None and y.dim() >= 1 and y.numel() == 0:
         raise LossDoctorError(f"the targets are empty (shape {tuple(y.shape)})")
+
+
+def _lazy(module: nn.Module) -> list[str]:
+    return [n for n, t in (*module.named_parameters(), *module.named_buffers()) if is_lazy(t)]
+
+
+def _materialised(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+                  optimizer: torch.optim.Optimizer | None) -> Case:
+    """A copy of a model with uninitialised lazy parameters, materialised by one forward pass.
+
+    The global RNG is forked, so the copy's parameters are the ones the user's own first
+    forward will draw from the current RNG state; the user's model is not touched.
+    """
+    case, _ = copy_case(Case(model, inputs, targets, loss_fn, optimizer))
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.no_grad():
+        try:
+            call_model(case.model, inputs)
+        except Exception as e:
+            raise ModelError(f"the model raised {type(e).__name__}: {e} (initialising its lazy "
+                             "parameters)") from e
+    return case
 
 
 def _normal_tensors(x: Any) -> Any:
@@ -148,6 +169,15 @@ def diagnose(
             f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
     if task is not None and task not in TASKS:
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if _lazy(model):
+        lazy = _lazy(model)
+        case = _materialised(model, inputs, targets, loss_fn, optimizer)
+        report = diagnose(case.model, inputs, targets, case.loss_fn, case.optimizer, task=task,
+                          verify_steps=verify_steps, thresholds=thresholds)
+        note = (f"the model has {len(lazy)} uninitialised lazy parameter(s) ({lazy[0]}, ...): "
+                "diagnosed a copy initialised by one forward pass on the batch from the current "
+                "RNG state; your model is untouched")
+        return replace(report, trace=replace(report.trace, notes=(note, *report.trace.notes)))
     preflight(model, inputs, targets, loss_fn)
     notes: list[str] = []
     with autograd_on(notes), untouched(model, loss_fn):
