@@ -627,6 +627,125 @@ add("io/model-raises-multiline", {"error": "first line second line", "error_type
     lambda: case(RaisesMultiline()))
 
 
+class ScalarOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x).square().mean()
+
+
+class ListIn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.lin(xs[0] + xs[1])
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell: type[nn.Module]) -> None:
+        super().__init__()
+        self.rnn = cell(4, 8, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+class Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.att = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.att(x, x, x)
+        return self.head(out.mean(1))
+
+
+class Checkpointed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        return self.b(checkpoint(lambda t: torch.relu(self.a(t)), x, use_reentrant=False))
+
+
+class Temperature(nn.Module):
+    """A loss with its own learnable parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = nn.Parameter(torch.ones(1))
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out / self.t, y)
+
+
+def _with(model: nn.Module, fn: Callable[[nn.Module], Any]) -> nn.Module:
+    fn(model)
+    return model
+
+
+def _max_norm_embedding() -> nn.Module:
+    m = nn.Sequential(nn.Embedding(20, 8, max_norm=0.5, padding_idx=0), nn.Flatten(),
+                      nn.Linear(24, 3))
+    with torch.no_grad():
+        m[0].weight.mul_(10)  # max_norm renormalises these rows in place in every forward
+    return m
+
+
+_seq = torch.randn(16, 5, 4)
+add("arch/scalar-output")(lambda: case(ScalarOut(), loss_fn=lambda o, t: o))
+add("arch/list-inputs")(lambda: case(ListIn(), inputs=[[torch.randn(16, 4), torch.randn(16, 4)]]))
+add("arch/gru")(lambda: case(Recurrent(nn.GRU), inputs=_seq))
+add("arch/lstm")(lambda: case(Recurrent(nn.LSTM), inputs=_seq))
+add("arch/attention")(lambda: case(Attention(), inputs=_seq))
+add("arch/channels-last-cnn")(lambda: case(
+    nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3)).to(
+        memory_format=torch.channels_last),
+    inputs=torch.randn(16, 3, 8, 8).to(memory_format=torch.channels_last)))
+add("arch/checkpointed")(lambda: case(Checkpointed()))
+add("arch/weight-norm")(lambda: case(_with(mlp(), lambda m: nn.utils.parametrizations.weight_norm(
+    m[0]))))
+add("arch/spectral-norm-hook")(lambda: case(_with(mlp(), lambda m: nn.utils.spectral_norm(m[0]))))
+add("arch/spectral-norm-param")(lambda: case(_with(
+    mlp(), lambda m: nn.utils.parametrizations.spectral_norm(m[0]))))
+add("arch/embedding-max-norm")(lambda: case(_max_norm_embedding(),
+                                            inputs=torch.randint(0, 20, (16, 3))))
+add("arch/batchnorm-cumulative")(lambda: case(nn.Sequential(
+    nn.Linear(4, 8), nn.BatchNorm1d(8, momentum=None), nn.ReLU(), nn.Linear(8, 3))))
+add("arch/user-hooks")(lambda: case(_with(mlp(), lambda m: (
+    m[0].register_forward_pre_hook(lambda mod, a: (a[0] * 2,)),
+    m[2].register_full_backward_hook(lambda mod, gi, go: None)))))
+add("opt/tensor-lr")(lambda: case(optimizer=lambda p: torch.optim.SGD(p, lr=torch.tensor(0.05))))
+add("opt/with-scheduler")(lambda: (lambda c: (torch.optim.lr_scheduler.StepLR(
+    c["optimizer"], 1), c)[1])(case()))
+add("opt/adam-fused", {"no_errors": True})(
+    lambda: case(optimizer=lambda p: torch.optim.Adam(p, lr=1e-3, fused=True)))
+add("opt/mixed-foreign-param")(lambda: (lambda m: case(m, torch.optim.SGD(
+    [*m.parameters(), nn.Parameter(torch.ones(1))], lr=0.05)))(mlp()))
+add("state/loss-with-parameter")(lambda: case(loss_fn=Temperature()))
+add("io/inputs-require-grad")(lambda: case(inputs=torch.randn(16, 4).requires_grad_()))
+add("io/targets-none")(lambda: case(targets=None, loss_fn=lambda o, t: o.square().mean()))
+add("io/list-targets")(lambda: case(targets=[0, 1] * 8,
+                                    loss_fn=lambda o, t: F.cross_entropy(o, torch.tensor(t))))
+add("io/int-targets-mse", {"codes": {"loss-task-mismatch"}})(lambda: case(loss_fn=nn.MSELoss()))
+add("io/loss-returns-count", {"codes": {"loss-degenerate"}})(
+    lambda: case(loss_fn=lambda o, t: (o.argmax(1) == t).sum()))
+add("io/loss-returns-complex", {"error": "real scalar", "error_type": LossFnError})(
+    lambda: case(loss_fn=lambda o, t: F.cross_entropy(o, t) + 0j))
+add("io/zero-dim-input", {"error": "the model raised", "error_type": ModelError})(
+    lambda: case(nn.Linear(1, 3), inputs=torch.tensor(1.0), targets=torch.tensor(1)))
+
+
 def _ret_none() -> nn.Module:
     class RetNone(nn.Module):
         def __init__(self) -> None:

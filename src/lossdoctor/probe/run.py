@@ -226,6 +226,8 @@ def probe(
     if loss_error is None:
         if not isinstance(loss, torch.Tensor):
             raise LossFnError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+        if loss.is_complex():
+            raise LossFnError(f"loss_fn must return a real scalar, got {loss.dtype}")
         if loss.numel() != 1:
             raise LossFnError(
                 f"loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)} "
