@@ -1009,3 +1009,28 @@ def test_cli_fix_script_path_checked_before_diagnosing(target: Path, tmp_path: P
 def test_matrix_is_broad() -> None:
     total = (len(CASES) + len(PREDICT) + len(CLI_ERRORS) + 4 + 2 + 4 + 4 + 1)
     assert total >= 80, total
+
+
+def test_a_failing_restore_never_masks_the_original_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lossdoctor.probe import guard
+
+    def broken(self: Any) -> None:
+        raise RuntimeError("restore failed")
+
+    monkeypatch.setattr(guard.Snapshot, "restore", broken)
+    with pytest.raises(ValueError, match="the original") as info:
+        with guard.untouched(mlp()):
+            raise ValueError("the original")
+    assert any("restore failed" in n for n in getattr(info.value, "__notes__", []))
+
+
+def test_restore_puts_back_a_replaced_and_reshaped_parameter() -> None:
+    from lossdoctor.probe import guard
+
+    model = mlp()
+    before = state(model, None, None)
+    with guard.untouched(model):
+        model[0].weight = nn.Parameter(torch.zeros(2, 2))
+        model[2].bias.data = torch.zeros(7)
+        model.extra = nn.Linear(1, 1)
+    assert_same(before, state(model, None, None))

@@ -24,7 +24,15 @@ from torch import nn
 def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.is_sparse or b.is_sparse or a.is_meta or b.is_meta:
         return False  # no equality kernel: always copy back
-    return bool(torch.equal(a, b))
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+
+
+def _put_back(t: torch.Tensor, value: torch.Tensor) -> None:
+    """Write ``value`` into ``t``; swap the data when ``.data`` was replaced by another shape."""
+    if t.shape == value.shape and t.dtype == value.dtype and t.device == value.device:
+        t.copy_(value)
+    else:
+        t.data = value
 
 
 class _Attrs:
@@ -58,7 +66,7 @@ class _Attrs:
         with torch.no_grad():
             for t, value in self.tensors:
                 if not _equal(t, value):
-                    t.copy_(value)
+                    _put_back(t, value)
 
 
 def _modules(root: Any) -> list[nn.Module]:
@@ -111,17 +119,17 @@ class Snapshot:
         with torch.no_grad():
             for p, value, grad, grad_value, requires_grad in self.params:
                 if not _equal(p, value):
-                    p.copy_(value)
+                    _put_back(p, value)
                 if p.grad is not grad:
                     p.grad = grad
                 if grad is not None and grad_value is not None and not _equal(grad, grad_value):
-                    grad.copy_(grad_value)
+                    _put_back(grad, grad_value)
                 if p.requires_grad != requires_grad:
                     p.requires_grad_(requires_grad)
             for m, name, buf, value in self.buffers:
                 m._buffers[name] = buf
                 if not _equal(buf, value):
-                    buf.copy_(value)
+                    _put_back(buf, value)
         for m, training in self.modes:
             m.training = training
         torch.set_rng_state(self.torch_rng)
