@@ -443,14 +443,14 @@ for _name, _make in _OPTS.items():
     add(f"opt/{_name}/with-grads-and-state", {"absent": {"lr-too-high"}, "no_errors": True})(
         lambda _make=_make: with_grads(case(optimizer=_make)))
 add("opt/lbfgs", {"absent": {"lr-too-high"}, "no_errors": True})(lbfgs)
+
+
 def _lbfgs_softmax() -> dict[str, Any]:
     m = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3), nn.Softmax(dim=1))
     return case(m, lambda p: torch.optim.LBFGS(p, lr=1, max_iter=3), verify_steps=2)
 
 
 add("opt/lbfgs-verify", {"codes": {"double-softmax"}, "absent": {"lr-too-high"}})(_lbfgs_softmax)
-
-
 add("opt/extra-ctor-args-verify", {"codes": {"double-softmax"}})(
     lambda: (lambda m: case(m, ExtraArgOpt(m.parameters(), m)))(
         nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1))))
@@ -458,6 +458,8 @@ add("opt/closure-custom-verify", {"codes": {"double-softmax"}})(
     lambda: case(nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1)), ClosureOpt))
 add("opt/per-group-lr")(lambda: (lambda m: case(m, torch.optim.SGD(
     [{"params": m[0].parameters(), "lr": 0.01}, {"params": m[2].parameters()}], lr=0.05)))(mlp()))
+
+
 def _sparse_adam() -> dict[str, Any]:
     m = emb_model(True)
     emb = list(m[0].parameters())
