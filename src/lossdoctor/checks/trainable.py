@@ -27,6 +27,8 @@ def nothing_trainable(trace: Trace, th: Thresholds) -> list[Finding]:
                 "in_optimizer": len(in_opt) if opt is not None else None,
                 "optimizer_params_not_in_model": held.count(_FOREIGN),
                 "frozen": sum(1 for p in params if not p.requires_grad)}
+    if not params and trace.loss.requires_grad:
+        return []  # a trace without parameter records (the monitor's, a synthetic one)
     if not params:
         why = "the model has no parameters"
         fix = Fix("give the model parameters (nn.Parameter / layers registered as attributes)",
