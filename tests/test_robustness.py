@@ -476,7 +476,7 @@ add("opt/sparse-embedding-sgd", {"no_errors": True})(
 add("opt/sparse-embedding-with-grads", {"no_errors": True})(
     lambda: with_grads(case(emb_model(True), "sgd", inputs=torch.randint(0, 20, (16, 3)))))
 add("opt/none")(lambda: case(optimizer=None))
-add("opt/foreign-params", {"codes": {"nothing-trainable"}})(
+add("opt/foreign-params", {"codes": {"nothing-trainable"}, "absent": {"lr-too-low"}})(
     lambda: case(mlp(), torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)))
 add("opt/huge-lr", {"codes": {"lr-too-high"}})(
     lambda: (lambda m: case(m, torch.optim.SGD(m.parameters(), lr=1e3), verify_steps=3))(mlp()))

@@ -48,6 +48,8 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     rising = diverged or last > th.loss_rise * first
     if st.closure and ratio is not None and not rising:
         ratio = None
+    if ratio == 0 and st.lr > 0:
+        ratio = None  # no weight moved at all: the step had nothing to move (nothing-trainable)
     if rising or (ratio is not None and ratio > th.update_ratio_high):
         why = (f"the loss went {g(first)} -> {g(last)} in {len(st.losses) - 1} steps"
                if rising else "")
