@@ -560,6 +560,15 @@ def _inference_tensors() -> dict[str, Any]:
     return case(inputs=x, targets=y)
 
 
+def _built_in_inference_mode() -> dict[str, Any]:
+    with torch.inference_mode():
+        return case()
+
+
+add("mode/model-built-in-inference-mode", {"error": "inference_mode"},
+    ctx=torch.inference_mode)(_built_in_inference_mode)
+
+
 # stateful forwards and losses ----------------------------------------------------------------
 add("state/grows-submodule-and-counts")(lambda: case(Grows(), None))
 add("state/stashes-tensors")(lambda: case(Stashes()))

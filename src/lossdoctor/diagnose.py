@@ -179,6 +179,13 @@ def diagnose(
                 "RNG state; your model is untouched")
         return replace(report, trace=replace(report.trace, notes=(note, *report.trace.notes)))
     preflight(model, inputs, targets, loss_fn)
+    inference = [n for n, t in (*model.named_parameters(), *model.named_buffers())
+                 if t.is_inference()]
+    if inference:
+        raise LossDoctorError(
+            f"the model's tensors ({inference[0]}, ...) were created under "
+            "torch.inference_mode(): inference tensors can never be trained; build the model "
+            "outside inference mode (torch.no_grad() is enough to skip autograd)")
     notes: list[str] = []
     with autograd_on(notes), untouched(model, loss_fn):
         inputs, targets = _normal_tensors(inputs), _normal_tensors(targets)
