@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean rules-table
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,3 +30,9 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+# Regenerate the README's code table from the rule catalogue (tests/test_catalog.py checks it).
+rules-table: $(VENV)/.installed
+	$(BIN)/python -c "import re, pathlib; from lossdoctor.checks.catalog import markdown_table as t; \
+	p = pathlib.Path('README.md'); p.write_text(re.sub(r'(?s)<!-- rules:start -->.*?<!-- rules:end -->', \
+	lambda m: '<!-- rules:start -->\n' + t() + '\n<!-- rules:end -->', p.read_text()))"

@@ -99,6 +99,7 @@ def test_missing_file_and_no_target() -> None:
     assert code == 2 and "either TARGET" in err
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_a_module() -> None:
     done = subprocess.run([sys.executable, "-m", "lossdoctor", "diagnose", "--example",
                            "saturated-neuron", "--fail-on", "warning"],

@@ -6,6 +6,7 @@ import pytest
 from scenarios import FAULTS, default_mlp
 
 import lossdoctor as ld
+from test_catalog import assert_in_catalogue
 
 
 @pytest.mark.parametrize("name", sorted(FAULTS))
@@ -18,6 +19,8 @@ def test_fault_is_found(name: str) -> None:
     assert hits[0].evidence and hits[0].summary and hits[0].explanation and hits[0].fixes
     for fix in hits[0].fixes:
         compile(fix.code, "<fix>", "exec")  # every fix is valid Python
+    for f in report.findings:
+        assert_in_catalogue(f)
 
 
 def test_exploding_signal_evidence_matches_the_weight_scale() -> None:

@@ -13,6 +13,8 @@ from lossdoctor.lab.datasets import load
 
 SPLIT = load("digits")
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 def test_lightning_callback() -> None:
     import lightning.pytorch as pl

@@ -5,49 +5,12 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from scenarios import SmallCNN, relu_mlp
-from torch import nn
+from runs import SPLIT, codes, mlp, train
+from scenarios import SmallCNN
 
 import lossdoctor as ld
-from lossdoctor.lab.datasets import load
 from lossdoctor.monitor import FindingRaised, LossDoctorWarning, NonFiniteLoss
-
-SPLIT = load("digits")
-
-
-def train(model: nn.Module, opt: torch.optim.Optimizer, *, steps: int = 300, every: int = 50,
-          zero: bool = True, accumulate: int = 1, nan_at: int | None = None,
-          shift_at: int | None = None, images: bool = False, **kw: object) -> ld.Report:
-    g = torch.Generator().manual_seed(1)
-    with ld.Monitor(model, opt, every=every, on_finding="ignore", **kw) as mon:  # type: ignore[arg-type]
-        for step in range(1, steps + 1):
-            idx = torch.randint(0, len(SPLIT.y_train), (64,), generator=g)
-            x, y = SPLIT.x_train[idx], SPLIT.y_train[idx]
-            if images:
-                x = x.reshape(-1, 1, 8, 8)
-            if nan_at == step:
-                x = x.clone()
-                x[0, 0] = float("inf")
-            if shift_at == step:
-                with torch.no_grad():
-                    model[2].bias.sub_(50.0)  # type: ignore[index, union-attr]
-            if zero and (step - 1) % accumulate == 0:
-                opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            if step % accumulate == 0:
-                opt.step()
-            mon.observe(loss)
-    return mon.report()
-
-
-def mlp() -> nn.Sequential:
-    torch.manual_seed(0)
-    return relu_mlp(2, width=128, d=64, init="he")
-
-
-def codes(report: ld.Report) -> dict[str, tuple[str, int]]:
-    return {f.code: (f.severity, f.evidence.get("step")) for f in report.findings}
+from test_catalog import assert_in_catalogue
 
 
 def test_healthy_runs_are_quiet() -> None:
@@ -120,3 +83,26 @@ def test_on_finding_modes_and_detach() -> None:
                 mon2.observe(loss)
     assert any(issubclass(w.category, LossDoctorWarning) for w in caught)
     assert "stale-gradients" in seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, code, absent", [
+    ("plateau", "loss-plateau", {"loss-diverging", "loss-oscillating"}),
+    ("oscillating", "loss-oscillating", {"loss-diverging", "loss-plateau"}),
+    ("missing-zero-grad", "stale-gradients", {"lr-too-low"}),  # it does diverge: a consequence
+])
+def test_named_fault_runs_raise_their_code(name: str, code: str, absent: set[str]) -> None:
+    from runs import RUNS
+
+    report = RUNS[name]()
+    for f in report.findings:
+        assert_in_catalogue(f)
+    assert code in codes(report), codes(report)
+    assert not absent & set(codes(report)), codes(report)
+
+
+def test_lr_too_low_is_never_reported_after_a_blow_up() -> None:
+    model = mlp()
+    found = codes(train(model, torch.optim.SGD(model.parameters(), lr=5.0)))
+    assert "lr-too-low" not in found
+    assert {"loss-diverging", "lr-too-high", "nonfinite"} & set(found), found

@@ -683,6 +683,25 @@ def leaky_gelu_mix() -> Case:
             "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
 
 
+def frozen_backbone() -> Case:
+    case = he_mlp(3)()
+    for p in case["model"].parameters():
+        p.requires_grad_(False)
+    return case
+
+
+def half_precision_adam() -> Case:
+    case = he_mlp(3)()
+    model = case["model"].half()
+    case["inputs"] = case["inputs"].half()
+    case["optimizer"] = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return case
+
+
+FAULTS["frozen-model"] = (frozen_backbone, "nothing-trainable", "error")
+FAULTS["float16-adam"] = (half_precision_adam, "half-precision-overflow", "error")
+
+
 HEALTHY.update({
     "cnn-he-no-bn": cnn_he,
     "embedding-bag": embedding_healthy,

@@ -80,7 +80,7 @@ class Main(click.Group):
     escapes a command is an internal error: one line, exit 3.
     """
 
-    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
+    def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
@@ -208,3 +208,12 @@ def _register_predict() -> None:
 
 
 _register_predict()
+
+
+def _register_rules() -> None:
+    from lossdoctor.rules import rules
+
+    main.add_command(rules)
+
+
+_register_rules()

@@ -14,6 +14,7 @@ from torch.nn.parameter import is_lazy
 
 from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
+from lossdoctor.checks.catalog import EXPLAINS_LOSS_ERROR
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
@@ -26,9 +27,6 @@ from lossdoctor.task import TASKS
 from lossdoctor.theory.gain import with_prediction
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task, Trace
-
-# Findings that explain why torch itself refused to compute the loss.
-EXPLAINS_LOSS_ERROR = frozenset({"labels-out-of-range", "loss-task-mismatch"})
 
 
 def preflight(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any) -> None:

@@ -87,8 +87,8 @@ class Thresholds:
     oscillation_turns: float = _line(
         0.6, "share of steps where the loss changes direction",
         "random noise turns 67% of the time, a steady descent far less")
-    oscillation_settled: float = _line(
-        0.25, "loss level (over the first) below which swings count as convergence noise",
+    settled: float = _line(
+        0.25, "loss level (over the first) below which rises and swings count as convergence noise",
         "near convergence mini-batch noise alone swings by more than half of a small loss")
 
 

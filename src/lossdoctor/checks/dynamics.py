@@ -1,14 +1,17 @@
 """Training-run checks over the loss history: diverging, plateau, oscillating.
 
 All three work on a moving average over ``window`` steps, so single noisy mini-batches do not
-trigger them. Lines: diverging when the smoothed loss is twice its best so far and rose over the
-last window; plateau when the smoothed loss improved by less than 1% over the last two windows
-while still above half its first value (a finished run also stops improving, but near its
-minimum); oscillating when, over the last window, the loss swings by more than half its level
-(peak to trough of the raw loss over the smoothed mean), its steps change direction more than
-60% of the time (random noise: about 67%, a steady descent: far less), it is not trending down,
-and it is still above a quarter of its first value: near convergence mini-batch noise alone swings
-by more than half of a small loss, and that is not a fault.
+trigger them. Lines (fields of :class:`~lossdoctor.Thresholds`):
+
+- diverging: the smoothed loss is ``diverge`` (2) x its best so far, rose over the last window,
+  and gave back enough progress to stand above ``settled`` (a quarter) of its first value: a
+  loss that rose from 0.003 to 0.06 is mini-batch noise near convergence, not a divergence;
+- plateau: the smoothed loss improved by less than ``plateau`` (1%) over the last two windows
+  while still above half its first value (a finished run also stops improving, near its minimum);
+- oscillating: over the last window the loss swings by more than ``oscillation_swing`` (half) of
+  its level (peak to trough of the raw loss over the smoothed mean), its steps change direction
+  more than ``oscillation_turns`` (60%) of the time (random noise: about 67%, a steady descent:
+  far less), it is not trending down, and it is above ``settled`` of its first value.
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ def dynamics(trace: Trace, th: Thresholds) -> list[Finding]:
     found: list[Finding] = []
     best = min(sm[window - 1:])
     now, before = sm[-1], sm[-window]
-    if best > 0 and now > th.diverge * best and now > before:
+    first = sm[window - 1]
+    if best > 0 and now > th.diverge * best and now > before and now > th.settled * first:
         found.append(Finding(
             "loss-diverging", "error", f"step {step}",
-            {"step": step, "smoothed_loss": now, "best_smoothed_loss": best,
-             "lines": {"diverge": th.diverge}},
+            {"step": step, "smoothed_loss": now, "best_smoothed_loss": best, "first": first,
+             "lines": {"diverge": th.diverge, "settled": th.settled}},
             f"step {step}: the loss (moving average over {window}) is {g(now)}, {g(now / best)}x "
             f"its best {g(best)}, and still rising.",
             "A loss that climbs back above twice its best is moving away from the minimum: the "
@@ -62,7 +66,6 @@ def dynamics(trace: Trace, th: Thresholds) -> list[Finding]:
         ))
     if len(losses) >= 3 * window:
         old = sm[-2 * window]
-        first = sm[window - 1]
         if old > 0 and (old - now) / old < th.plateau and now > 0.5 * first:
             found.append(Finding(
                 "loss-plateau", "warning", f"step {step}",
@@ -84,14 +87,14 @@ def dynamics(trace: Trace, th: Thresholds) -> list[Finding]:
     turn_share = turns / max(len(diffs) - 1, 1)
     swing = (max(recent) - min(recent)) / level if level > 0 else 0.0
     trending = now < 0.9 * before
-    unsettled = level > th.oscillation_settled * sm[window - 1]
+    unsettled = level > th.settled * sm[window - 1]
     if swing > th.oscillation_swing and turn_share > th.oscillation_turns and not trending and unsettled:
         found.append(Finding(
             "loss-oscillating", "warning", f"step {step}",
             {"step": step, "swing": swing, "turn_share": turn_share, "level": level,
              "lines": {"oscillation_swing": th.oscillation_swing,
                        "oscillation_turns": th.oscillation_turns,
-                       "oscillation_settled": th.oscillation_settled}},
+                       "settled": th.settled}},
             f"step {step}: over the last {window} steps the loss swings by {g(100 * swing)}% of "
             f"its level {g(level)} and changes direction at {g(100 * turn_share)}% of the steps, "
             "without trending down.",

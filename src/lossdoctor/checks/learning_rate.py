@@ -86,31 +86,48 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
 
 
 @check("lr-too-high", "lr-too-low", scope="run")
-def run_update_ratio(trace: Trace, th: Thresholds) -> list[Finding]:
-    """The update/weight ratio of the steps a monitor measured, read against the loss history.
+def run_learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
+    """A monitored run's learning rate, read from its loss history and its update ratios.
 
-    Small steps after a blow-up are not a low learning rate: huge weights or dead units make any
-    step look small. So ``lr-too-low`` needs a loss history that stayed finite and never rose
-    above ``diverge`` x its first value; the blow-up itself is ``nonfinite`` /
-    ``loss-diverging``.
+    A loss that rose above ``diverge`` x its first value is a step too large for the curvature
+    (the blow-up may be over by the time it is measured: ReLUs killed by a huge step bring the
+    loss back to a constant). Small steps after a blow-up are not a low learning rate (huge
+    weights or dead units make any step look small), so ``lr-too-low`` needs a history that
+    stayed finite and never rose like that.
     """
     run = trace.run
-    if run is None or not run.update_ratios:
+    if run is None or not run.losses:
         return []
-    ratio = statistics.median(run.update_ratios)
+    lines = {"update_ratio_high": th.update_ratio_high, "update_ratio_low": th.update_ratio_low,
+             "diverge": th.diverge}
     finite = [v for v in run.losses if math.isfinite(v)]
+    first = run.losses[0]
+    peak = max(finite) if finite else math.nan
     blew_up = len(finite) < len(run.losses) or (
-        bool(finite) and finite[0] > 0 and max(finite) > th.diverge * finite[0])
-    high = ratio > th.update_ratio_high
-    if not high and (ratio >= th.update_ratio_low or blew_up):
+        math.isfinite(first) and first > 0 and peak > th.diverge * first)
+    ratio = statistics.median(run.update_ratios) if run.update_ratios else None
+    evidence: dict[str, object] = {"step": run.step, "update_ratio_median": ratio,
+                                   "loss_first": first, "loss_peak": peak, "lines": lines}
+    why = (f"one optimizer step changes the weights by {g(ratio)} of their size (healthy: about "
+           f"1e-3; lines {g(th.update_ratio_low)} and {g(th.update_ratio_high)})"
+           if ratio is not None else "")
+    explanation = ("The update-to-weight ratio measures the step against the weights it moves "
+                   "(Karpathy, CS231n); far above 1e-3 the run jumps around, far below it barely "
+                   "moves. A loss that climbs far above where it started took steps beyond "
+                   "2 / (largest curvature).")
+    if blew_up and math.isfinite(first) and first > 0 and finite and peak > th.diverge * first:
+        at = run.losses.index(peak) + 1
+        rose = f"the loss rose from {g(first)} at step 1 to {g(peak)} at step {at}"
+        return [Finding(
+            "lr-too-high", "warning", "optimizer", {**evidence, "peak_step": at},
+            f"step {run.step}: {rose} (line {g(th.diverge)}x)" + (f"; {why}." if why else "."),
+            explanation, (_fix(0.1),))]
+    if ratio is None or (ratio <= th.update_ratio_high and (ratio >= th.update_ratio_low
+                                                          or blew_up)):
         return []
-    lines = {"update_ratio_high": th.update_ratio_high, "update_ratio_low": th.update_ratio_low}
+    high = ratio > th.update_ratio_high
     return [Finding(
         "lr-too-high" if high else "lr-too-low", "warning" if high else "info", "optimizer",
-        {"step": run.step, "update_ratio_median": ratio, "lines": lines},
-        f"step {run.step}: one optimizer step changes the weights by {g(ratio)} of their size "
-        f"(healthy: about 1e-3; lines {g(th.update_ratio_low)} and {g(th.update_ratio_high)}).",
-        "The update-to-weight ratio measures the step against the weights it moves (Karpathy, "
-        "CS231n); far above 1e-3 the run jumps around, far below it barely moves.",
+        evidence, f"step {run.step}: {why}.", explanation,
         (_fix(min(1e-3 / ratio, 0.1) if high else max(1e-3 / ratio, 10.0) if ratio else 10.0),),
     )]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ class Split:
     name: str
 
 
-def _sklearn():  # type: ignore[no-untyped-def]
+def _sklearn() -> Any:
     try:
         import sklearn.datasets
     except ImportError as e:  # pragma: no cover - depends on the install

@@ -79,7 +79,7 @@ def run(loss: str, w: float, b: float, lr: float = 0.15, steps: int = 300) -> Ne
         c.backward()
         if step == 0:
             lin = model[0]
-            first = (float(lin.weight.grad), float(lin.bias.grad))  # type: ignore[union-attr, arg-type]
+            first = (float(lin.weight.grad), float(lin.bias.grad))  # type: ignore[arg-type]
         opt.step()
     return NeuronRun(loss, w, b, tuple(outputs), tuple(losses), first)
 

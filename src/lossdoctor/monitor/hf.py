@@ -15,7 +15,7 @@ from lossdoctor.monitor.monitor import Monitor
 from lossdoctor.report import Report
 
 
-class LossDoctorHFCallback(TrainerCallback):  # type: ignore[misc]
+class LossDoctorHFCallback(TrainerCallback):
     """Attach at ``on_train_begin``, observe every step, feed logged losses, detach at the end.
 
     Args:

@@ -23,6 +23,7 @@ from lossdoctor.task import infer_task
 from lossdoctor.trace import (
     InputStats,
     LossStats,
+    NonfiniteOrigin,
     OptimizerStats,
     OutputStats,
     ParamStats,
@@ -322,7 +323,7 @@ def probe(
         if origin is None:
             bad = [p.name for p in params if p.grad_nonfinite]
             if bad:
-                origin = nonfinite.NonfiniteOrigin(
+                origin = NonfiniteOrigin(
                     where=bad[-1], op="backward", phase="backward",
                     detail=f"forward values finite; gradients of {len(bad)} parameter(s) are not",
                 )

@@ -6,14 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lossdoctor.case import Case
+from lossdoctor.checks.catalog import codes_for_repair
 from lossdoctor.checks.depth import activation_family
 from lossdoctor.checks.fixes import init_name
 from lossdoctor.findings import Finding
 from lossdoctor.repairs import data, head, init, optim
 from lossdoctor.trace import Trace
-
-INIT_CODES = frozenset({"init-loss-high", "signal-exploding", "signal-vanishing", "grad-exploding",
-                        "grad-vanishing", "saturation", "dead-relu"})
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,6 @@ class Repair:
 
     Attributes:
         name: short identifier.
-        codes: finding codes it answers.
         kind: how it is judged: ``init`` (same loss, must end lower after the steps), ``head``
             (the loss changes, must decrease faster) or ``setup`` (must not learn slower).
         title: one line, given the trace.
@@ -31,11 +28,15 @@ class Repair:
     """
 
     name: str
-    codes: frozenset[str]
     kind: str
     title: Callable[[Trace], str]
     apply: Callable[[Case, Trace, Finding], Case]
     script: Callable[[Trace, Finding], str]
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """The finding codes it answers (from the rule catalogue)."""
+        return codes_for_repair(self.name)
 
 
 def _reinit(case: Case, trace: Trace, finding: Finding) -> Case:
@@ -59,14 +60,14 @@ def _factor(finding: Finding) -> float:
 
 REPAIRS: tuple[Repair, ...] = (
     Repair(
-        "reinit", INIT_CODES, "init",
+        "reinit", "init",
         lambda t: f"{init_name(activation_family(t))} + zero biases, layers rescaled to unit "
                   "scale on the batch, small output layer",
         _reinit,
         lambda t, f: f"reinit(case.model, case.inputs, family={activation_family(t)!r})",
     ),
     Repair(
-        "logits-loss", frozenset({"mse-on-saturating-output"}), "head",
+        "logits-loss", "head",
         lambda t: "return logits and use "
                   + ("cross-entropy" if t.output and t.output.producer == "softmax"
                      else "BCEWithLogitsLoss"),
@@ -74,25 +75,25 @@ REPAIRS: tuple[Repair, ...] = (
         lambda t, f: f"case = logits_loss(case, {t.output.producer if t.output else None!r})",
     ),
     Repair(
-        "drop-final-activation", frozenset({"double-softmax"}), "head",
+        "drop-final-activation", "head",
         lambda t: "remove the final softmax/sigmoid module (the loss applies it)",
         lambda c, t, f: head.drop_final_activation(c),
         lambda t, f: "case = drop_final_activation(case)",
     ),
     Repair(
-        "adamw", frozenset({"adam-coupled-l2"}), "setup",
+        "adamw", "setup",
         lambda t: "AdamW with the same lr and weight decay",
         lambda c, t, f: optim.adamw(c),
         lambda t, f: "case = adamw(case)",
     ),
     Repair(
-        "no-decay-groups", frozenset({"weight-decay-on-bias"}), "setup",
+        "no-decay-groups", "setup",
         lambda t: "parameter groups without weight decay for biases and norm parameters",
         lambda c, t, f: optim.no_decay_groups(c),
         lambda t, f: "case = no_decay_groups(case)",
     ),
     Repair(
-        "mean-reduction", frozenset({"sum-reduction"}), "setup",
+        "mean-reduction", "setup",
         lambda t: "mean reduction"
                   + ("" if t.optimizer and t.optimizer.adam_family else
                      f", learning rate x {t.batch_size} to keep the step"),
@@ -102,25 +103,25 @@ REPAIRS: tuple[Repair, ...] = (
                       f"adam_family={bool(t.optimizer and t.optimizer.adam_family)})"),
     ),
     Repair(
-        "standardize-inputs", frozenset({"input-not-normalized"}), "setup",
+        "standardize-inputs", "setup",
         lambda t: "standardise every input feature",
         lambda c, t, f: data.standardize_inputs(c),
         lambda t, f: "case = standardize_inputs(case)  # in training: use training-set statistics",
     ),
     Repair(
-        "lower-lr", frozenset({"lr-too-high"}), "setup",
+        "lower-lr", "setup",
         lambda t: "learning rate scaled towards an update/weight ratio of 1e-3",
         lambda c, t, f: optim.scale_lr(c, _lr_factor(f, True)),
         lambda t, f: f"case = scale_lr(case, {_lr_factor(f, True):.3g})",
     ),
     Repair(
-        "raise-lr", frozenset({"lr-too-low"}), "setup",
+        "raise-lr", "setup",
         lambda t: "learning rate scaled towards an update/weight ratio of 1e-3",
         lambda c, t, f: optim.scale_lr(c, _lr_factor(f, False)),
         lambda t, f: f"case = scale_lr(case, {_lr_factor(f, False):.3g})",
     ),
     Repair(
-        "lower-weight-decay", frozenset({"regularization-dominates"}), "setup",
+        "lower-weight-decay", "setup",
         lambda t: "weight decay lowered until the data gradient leads",
         lambda c, t, f: optim.lower_weight_decay(c, _factor(f)),
         lambda t, f: f"case = lower_weight_decay(case, factor={_factor(f):.3g})",

@@ -12,6 +12,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.trace import Trace
 
+# Version of the JSON layout of ``Report.to_dict``: bumped when a key is renamed or removed.
+SCHEMA_VERSION = 1
+
 
 def strict(x: Any) -> Any:
     """``x`` with NaN/Inf floats as the strings ``"nan"``, ``"inf"``, ``"-inf"`` (strict JSON)."""
@@ -53,11 +56,16 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON (NaN/Inf as strings): findings first, then the trace."""
-        return strict({
+        from lossdoctor import __version__
+
+        out: dict[str, Any] = strict({
+            "schema_version": SCHEMA_VERSION,
+            "lossdoctor_version": __version__,
             "codes": sorted(self.codes),
             "findings": [f.to_dict() for f in self.findings],
             "trace": self.trace.to_dict(),
         })
+        return out
 
     def render(self, width: int = 100, color: bool = False) -> str:
         """The terminal report as text."""
