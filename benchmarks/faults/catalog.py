@@ -119,7 +119,7 @@ FAULTS: tuple[Scenario, ...] = (
     _f("summed-bce-multilabel", "TheDeepChecker", s.summed_bce_multilabel, "sum-reduction"),
     _f("summed-squares-regression", "TheDeepChecker", s.summed_squares, "sum-reduction"),
     _f("weight-decay-50", "TheDeepChecker", s.huge_weight_decay, "regularization-dominates"),
-    _f("frozen-model", "TheDeepChecker", s.frozen_backbone, "nothing-trainable",
+    _f("optimizer-of-old-model", "TheDeepChecker", s.optimizer_of_old_model, "nothing-trainable",
        repairable=False),
     # valid PyTorch set-ups whose failure has another cause than it seems
     _f("float16-adam", "precision", s.half_precision_adam, "half-precision-overflow",

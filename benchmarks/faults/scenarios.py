@@ -6,6 +6,7 @@ fixed seed, so tests can call it as often as they like.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -683,10 +684,12 @@ def leaky_gelu_mix() -> Case:
             "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
 
 
-def frozen_backbone() -> Case:
+def optimizer_of_old_model() -> Case:
+    """The optimizer was built over the model, then the model was built again."""
     case = he_mlp(3)()
-    for p in case["model"].parameters():
-        p.requires_grad_(False)
+    stale = case["model"]
+    case["model"] = copy.deepcopy(stale)
+    case["optimizer"] = torch.optim.SGD(stale.parameters(), lr=0.01)
     return case
 
 
@@ -698,7 +701,7 @@ def half_precision_adam() -> Case:
     return case
 
 
-FAULTS["frozen-model"] = (frozen_backbone, "nothing-trainable", "error")
+FAULTS["optimizer-of-old-model"] = (optimizer_of_old_model, "nothing-trainable", "error")
 FAULTS["float16-adam"] = (half_precision_adam, "half-precision-overflow", "error")
 
 

@@ -317,7 +317,7 @@ RULES: tuple[Rule, ...] = (
         "for p in model.parameters(): p.requires_grad_(False)",
         "optimizer = torch.optim.SGD(model.parameters(), lr=0.01)",
         ("TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022): parameters that never change",),
-        "faults:frozen-model", "controls:he-mlp-1",
+        "faults:optimizer-of-old-model", "controls:he-mlp-1",
     ),
     Rule(
         "half-precision-overflow", "float16 training that is non-finite where float32 is not",
