@@ -63,6 +63,25 @@ class Rule:
 _DEPTH_REFS = ("Glorot & Bengio, AISTATS 2010", "He et al., ICCV 2015",
                "Poole et al., NeurIPS 2016; Schoenholz et al., ICLR 2017")
 
+_SIGNAL_EVIDENCE = {
+    "from_layer": "first layer of the run", "to_layer": "last layer of the run",
+    "rms_from": "pre-activation rms there", "rms_to": "and at the end", "ratio": "rms_to / rms_from",
+    "gain_per_layer": "geometric mean factor per layer", "pre_activation_rms": "the whole series",
+    "weight_gain_median": "median std(w) sqrt(fan_in)",
+    "weight_gain_neutral": "the value that keeps the scale for this activation",
+    "predicted_gain_per_layer": "mean-field prediction", **LINES}
+_GRAD_EVIDENCE = {
+    "from_layer": "output-side layer", "to_layer": "input-side layer",
+    "grad_norm_outer": "per-example gradient norm at the output side",
+    "grad_norm_inner": "and at the input side", "ratio_inner_to_outer": "their ratio",
+    "factor_per_layer": "geometric mean factor per layer", "grad_norms": "the series", **LINES}
+_LR_EVIDENCE = {
+    "optimizer": "class", "lr": "largest lr", "loss_first": "loss before the probe steps",
+    "loss_last": "loss after them", "steps": "steps run",
+    "update_ratio_median": "median ||w1 - w0|| / ||w0||",
+    "loss_peak": "monitor: highest loss of the run", "peak_step": "monitor: its step",
+    **STEP, **LINES}
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "init-loss-high", "loss at initialisation far above the chance level", ("error", "warning"),
@@ -94,12 +113,7 @@ RULES: tuple[Rule, ...] = (
         "Each layer multiplies the variance by fan_in Var(w) E[phi^2]/Var(z); a factor above 1 "
         "compounds into huge logits and a saturated softmax.",
         ("signal_ratio", "signal_error_ratio"),
-        {"from_layer": "first layer of the run", "to_layer": "last layer of the run",
-         "rms_from": "pre-activation rms there", "rms_to": "and at the end", "ratio": "rms_to / rms_from",
-         "gain_per_layer": "geometric mean factor per layer",
-         "pre_activation_rms": "the whole series", "weight_gain_median": "median std(w) sqrt(fan_in)",
-         "weight_gain_neutral": "the value that keeps the scale for this activation",
-         "predicted_gain_per_layer": "mean-field prediction", **LINES},
+        _SIGNAL_EVIDENCE,
         "reinit", "an init with unit gain per layer (He for ReLU, Xavier for tanh), or norm layers",
         "Linear weights 4x He scale in a 10-layer ReLU MLP", "He init", _DEPTH_REFS,
         "faults:exploding-grad-he-x4", "controls:he-mlp-20",
@@ -112,12 +126,7 @@ RULES: tuple[Rule, ...] = (
         "Late layers see almost no signal: their outputs are dominated by biases and the "
         "gradients to the weights below are tiny.",
         ("signal_ratio", "signal_error_ratio"),
-        {"from_layer": "first layer of the run", "to_layer": "last layer of the run",
-         "rms_from": "pre-activation rms there", "rms_to": "and at the end", "ratio": "rms_to / rms_from",
-         "gain_per_layer": "geometric mean factor per layer",
-         "pre_activation_rms": "the whole series", "weight_gain_median": "median std(w) sqrt(fan_in)",
-         "weight_gain_neutral": "the value that keeps the scale for this activation",
-         "predicted_gain_per_layer": "mean-field prediction", **LINES},
+        _SIGNAL_EVIDENCE,
         "reinit", "an init with unit gain per layer, or norm layers",
         "Linear weights 0.2x He scale in a deep ReLU MLP", "He init", _DEPTH_REFS,
         "faults:vanishing-signal-x0.2", "controls:he-mlp-20",
@@ -130,11 +139,7 @@ RULES: tuple[Rule, ...] = (
         "Early layers take steps orders of magnitude larger than late ones; one learning rate "
         "cannot suit both.",
         ("grad_ratio",),
-        {"from_layer": "output-side layer", "to_layer": "input-side layer",
-         "grad_norm_outer": "per-example gradient norm at the output side",
-         "grad_norm_inner": "and at the input side", "ratio_inner_to_outer": "their ratio",
-         "factor_per_layer": "geometric mean factor per layer", "grad_norms": "the series",
-         **LINES},
+        _GRAD_EVIDENCE,
         "reinit", "an init with chi = 1 (He), normalisation; clipping limits the damage",
         "Linear weights 4x He scale", "He init",
         ("Zhang et al., AUTOTRAINER, ICSE 2021", *_DEPTH_REFS),
@@ -148,11 +153,7 @@ RULES: tuple[Rule, ...] = (
         "rescales each step).",
         "Early layers receive almost no gradient and stop learning while the last layers fit alone.",
         ("grad_ratio",),
-        {"from_layer": "output-side layer", "to_layer": "input-side layer",
-         "grad_norm_outer": "per-example gradient norm at the output side",
-         "grad_norm_inner": "and at the input side", "ratio_inner_to_outer": "their ratio",
-         "factor_per_layer": "geometric mean factor per layer", "grad_norms": "the series",
-         **LINES},
+        _GRAD_EVIDENCE,
         "reinit", "He init (or normalisation, residual connections)",
         "20-layer ReLU MLP with PyTorch's default init under SGD", "He init",
         ("Zhang et al., AUTOTRAINER, ICSE 2021", *_DEPTH_REFS),
@@ -410,11 +411,7 @@ RULES: tuple[Rule, ...] = (
         "first value, or the update ratio of measured steps is above the line.",
         "Steps beyond 2 / (largest curvature) overshoot and the loss grows.",
         ("loss_rise", "update_ratio_high", "update_ratio_low", "loss_still", "diverge"),
-        {"optimizer": "class", "lr": "largest lr", "loss_first": "loss before the steps",
-         "loss_last": "loss after them", "steps": "steps run",
-         "update_ratio_median": "median ||w1 - w0|| / ||w0||",
-         "loss_peak": "monitor: highest loss of the run", "peak_step": "monitor: its step",
-         **STEP, **LINES},
+        _LR_EVIDENCE,
         "lower-lr", "scale the learning rate towards an update/weight ratio of 1e-3",
         "SGD(lr=20) on a small MLP", "SGD(lr=0.05)",
         ("Karpathy, CS231n: babysitting the learning process",
@@ -429,10 +426,7 @@ RULES: tuple[Rule, ...] = (
         "on huge weights are not a low lr).",
         "Training needs ~1/ratio steps to change anything.",
         ("update_ratio_low", "loss_still", "update_ratio_high", "loss_rise", "diverge"),
-        {"optimizer": "class", "lr": "largest lr", "loss_first": "loss before the steps",
-         "loss_last": "loss after them", "steps": "steps run",
-         "update_ratio_median": "median ||w1 - w0|| / ||w0||",
-         "loss_peak": "monitor: highest loss of the run", **STEP, **LINES},
+        _LR_EVIDENCE,
         "raise-lr", "scale the learning rate towards an update/weight ratio of 1e-3",
         "SGD(lr=1e-6)", "SGD(lr=0.05)",
         ("Karpathy, CS231n", "Ben Braiek & Khomh, TheDeepChecker, TOSEM 2022"),
