@@ -119,6 +119,11 @@ FAULTS: tuple[Scenario, ...] = (
     _f("summed-bce-multilabel", "TheDeepChecker", s.summed_bce_multilabel, "sum-reduction"),
     _f("summed-squares-regression", "TheDeepChecker", s.summed_squares, "sum-reduction"),
     _f("weight-decay-50", "TheDeepChecker", s.huge_weight_decay, "regularization-dominates"),
+    _f("optimizer-of-old-model", "TheDeepChecker", s.optimizer_of_old_model, "nothing-trainable",
+       repairable=False),
+    # valid PyTorch set-ups whose failure has another cause than it seems
+    _f("float16-adam", "precision", s.half_precision_adam, "half-precision-overflow",
+       repairable=False),
     # real-bug categories (deepmufl, DeepFD)
     _f("relu-output-into-bce", "deepmufl", s.relu_output_into_bce,
        "non-probability-into-prob-loss", repairable=False),

@@ -6,6 +6,7 @@ fixed seed, so tests can call it as often as they like.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -681,6 +682,27 @@ def leaky_gelu_mix() -> Case:
                           nn.Linear(128, 10))
     return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
             "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
+
+
+def optimizer_of_old_model() -> Case:
+    """The optimizer was built over the model, then the model was built again."""
+    case = he_mlp(3)()
+    stale = case["model"]
+    case["model"] = copy.deepcopy(stale)
+    case["optimizer"] = torch.optim.SGD(stale.parameters(), lr=0.01)
+    return case
+
+
+def half_precision_adam() -> Case:
+    case = he_mlp(3)()
+    model = case["model"].half()
+    case["inputs"] = case["inputs"].half()
+    case["optimizer"] = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return case
+
+
+FAULTS["optimizer-of-old-model"] = (optimizer_of_old_model, "nothing-trainable", "error")
+FAULTS["float16-adam"] = (half_precision_adam, "half-precision-overflow", "error")
 
 
 HEALTHY.update({

@@ -77,5 +77,24 @@ def copy_case(case: Case) -> tuple[Case, dict[int, nn.Parameter]]:
         raise LossDoctorError(f"the model cannot be deep-copied ({type(e).__name__}: {e})") from e
     mapping = {id(p): q for p, q in zip(case.model.parameters(), model.parameters(), strict=True)}
     loss_fn = copy.deepcopy(case.loss_fn) if isinstance(case.loss_fn, nn.Module) else case.loss_fn
-    opt = rebuild_optimizer(case.optimizer, mapping) if case.optimizer is not None else None
+    opt = _copy_optimizer(case, model, mapping) if case.optimizer is not None else None
     return Case(model, case.inputs, case.targets, loss_fn, opt), mapping
+
+
+def _copy_optimizer(case: Case, model: nn.Module,
+                    mapping: dict[int, nn.Parameter]) -> torch.optim.Optimizer:
+    """Rebuild the optimizer on the copy; one whose constructor takes more than the parameter
+    groups (a custom optimizer holding the model, say) is deep-copied onto the copy instead."""
+    assert case.optimizer is not None
+    try:
+        return rebuild_optimizer(case.optimizer, mapping)
+    except Exception as first:  # noqa: BLE001 - try the other way before giving up
+        memo: dict[int, Any] = {id(case.model): model, **mapping}
+        try:
+            opt = copy.deepcopy(case.optimizer, memo)
+        except Exception as e:  # noqa: BLE001 - any copy failure means: cannot verify
+            raise LossDoctorError(
+                f"the optimizer cannot be copied onto a copy of the model ({type(first).__name__}: "
+                f"{first}; deep copy: {type(e).__name__}: {e})") from e
+        opt.state.clear()  # a fresh optimizer, like rebuild_optimizer
+        return opt

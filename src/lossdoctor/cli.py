@@ -1,6 +1,7 @@
 """Command line: ``lossdoctor diagnose``.
 
-Exit codes: 0 done, 1 a finding at or above ``--fail-on`` exists, 2 bad input.
+Exit codes: 0 done, 1 a finding at or above ``--fail-on`` exists, 2 bad input (also usage
+errors), 3 an internal error of lossdoctor. Every error is one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import click
 
 from lossdoctor.errors import LossDoctorError
-from lossdoctor.factory import load_factory
+from lossdoctor.factory import exit_call, load_factory, user_output
 
 
 def _jsonable(x: Any) -> Any:
@@ -67,7 +68,57 @@ def write_fix_script(source: str, report: Any) -> str:
     ])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def one_line(text: str) -> str:
+    """A message folded onto one line."""
+    return " ".join(str(text).split())
+
+
+class Main(click.Group):
+    """The command group, with lossdoctor's error contract around every command.
+
+    Usage errors (click's) are one line and exit 2, like bad input; any other exception that
+    escapes a command is an internal error: one line, exit 3.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("lossdoctor: error: aborted", err=True)
+            sys.exit(2)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, not an error
+            click.echo(e.format_message())
+            sys.exit(0)
+        except click.ClickException as e:
+            click.echo(f"lossdoctor: error: {one_line(e.format_message())}", err=True)
+            sys.exit(2)
+        except Exception as e:  # noqa: BLE001 - the contract: one line, exit 3
+            click.echo(f"lossdoctor: internal error: {type(e).__name__}: {one_line(str(e))} "
+                       "(a bug in lossdoctor: please report it)", err=True)
+            sys.exit(3)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _check_fix_script(fix_script: str, target: str | None, force: bool) -> None:
+    """Refuse a --fix-script path before anything runs."""
+    path = Path(fix_script)
+    if target:
+        factory_file = Path(target.rpartition(":")[0] or target)
+        if factory_file.exists() and path.resolve() == factory_file.resolve():
+            raise LossDoctorError(f"--fix-script {fix_script} is the factory's own file: choose "
+                                  "another path")
+    if path.is_dir():
+        raise LossDoctorError(f"--fix-script {fix_script} is a directory")
+    if not path.parent.is_dir():
+        raise LossDoctorError(f"--fix-script {fix_script}: no such directory {path.parent}")
+    if path.exists() and not force:
+        raise LossDoctorError(f"--fix-script {fix_script} exists: pass --force to overwrite it")
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lossdoctor")
 def main() -> None:
     """Diagnose why a PyTorch model's loss misbehaves, with numbers, the math and a fix."""
@@ -86,11 +137,14 @@ def main() -> None:
               help="Override the inferred task.")
 @click.option("--verify-steps", type=click.IntRange(min=0), default=20, show_default=True,
               help="Optimizer steps used to verify each mechanical fix on a copy (0: off).")
-@click.option("--fix-script", type=click.Path(dir_okay=False, writable=True),
+@click.option("--fix-script", type=click.Path(dir_okay=False),
               help="Write a script that builds TARGET and applies the verified fixes.")
-@click.option("--width", type=int, default=100, show_default=True, help="Report width.")
+@click.option("--force", is_flag=True, help="Let --fix-script overwrite an existing file.")
+@click.option("--width", type=click.IntRange(min=40, max=10_000), default=100, show_default=True,
+              help="Report width.")
 def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: str,
-             task: str | None, verify_steps: int, fix_script: str | None, width: int) -> None:
+             task: str | None, verify_steps: int, fix_script: str | None, force: bool,
+             width: int) -> None:
     """Diagnose one batch.
 
     TARGET is FILE.py:FACTORY, where FACTORY() returns a dict with model, inputs, targets,
@@ -109,10 +163,16 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
     try:
         if (target is None) == (example is None):
             raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
+        if fix_script:
+            _check_fix_script(fix_script, target, force)
         made = EXAMPLES[example]() if example else load_factory(target or "")
-        report = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
-                     made.get("optimizer"), task=task or made.get("task"),  # type: ignore[arg-type]
-                     verify_steps=verify_steps)
+        try:
+            with user_output():
+                report = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
+                             made.get("optimizer"), task=task or made.get("task"),  # type: ignore[arg-type]
+                             verify_steps=verify_steps)
+        except SystemExit as e:
+            raise LossDoctorError(f"the model or loss_fn called {exit_call(e)}") from e
         if fix_script:
             source = (f"lossdoctor.examples:{example.replace('-', '_')}" if example
                       else str(target))
@@ -125,7 +185,7 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
         click.echo(f"lossdoctor: error: {e}", err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(_jsonable(report.to_dict()), indent=2))
+        click.echo(json.dumps(_jsonable(report.to_dict()), indent=2, allow_nan=False))
     else:
         click.echo(report.render(width=width, color=sys.stdout.isatty()), nl=False)
     if fail_on != "never" and report.has(fail_on):

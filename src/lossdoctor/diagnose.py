@@ -2,26 +2,120 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
-from lossdoctor.case import Case
+from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.catalog import EXPLAINS_LOSS_ERROR
-from lossdoctor.errors import LossDoctorError, LossFnError
+from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
-from lossdoctor.probe.steps import step_stats
+from lossdoctor.probe.hooks import all_tensors
+from lossdoctor.probe.run import call_model
+from lossdoctor.probe.steps import float32_replay, step_stats
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
 from lossdoctor.task import TASKS
 from lossdoctor.theory.gain import with_prediction
 from lossdoctor.thresholds import Thresholds
-from lossdoctor.trace import Task
+from lossdoctor.trace import Task, Trace
+
+
+def preflight(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any) -> None:
+    """Refuse what cannot be measured, before anything runs: no data, or no batch.
+
+    Raises:
+        LossDoctorError: meta-device tensors, uninitialised lazy parameters, an empty batch.
+    """
+    for root, what in ((model, "model"), (loss_fn, "loss_fn")):
+        if not isinstance(root, nn.Module):
+            continue
+        lazy = _lazy(root)
+        if lazy:
+            raise LossDoctorError(
+                f"the {what} has {len(lazy)} uninitialised lazy parameter(s) ({lazy[0]}, ...): "
+                f"run one forward pass, e.g. model(inputs), before diagnosing")
+        meta = [n for n, t in (*root.named_parameters(), *root.named_buffers()) if t.is_meta]
+        if meta:
+            raise LossDoctorError(
+                f"the {what} has {len(meta)} tensor(s) on the meta device ({meta[0]}, ...), which "
+                "hold shapes but no values: materialise them first, e.g. "
+                "model.to_empty(device='cpu') and initialise")
+    for t, what in ((t, "inputs") for t in all_tensors(inputs)):
+        if t.is_meta:
+            raise LossDoctorError(f"the {what} are on the meta device (no values)")
+    x = next(iter(all_tensors(inputs)), None)
+    if x is not None and x.dim() >= 1 and x.shape[0] == 0:
+        raise LossDoctorError(f"the input batch is empty (shape {tuple(x.shape)}): diagnosis "
+                              "needs at least one example")
+    y = next(iter(all_tensors(targets)), None)
+    if y is not None and y.dim() >= 1 and y.numel() == 0:
+        raise LossDoctorError(f"the targets are empty (shape {tuple(y.shape)})")
+
+
+def _lazy(module: nn.Module) -> list[str]:
+    return [n for n, t in (*module.named_parameters(), *module.named_buffers()) if is_lazy(t)]
+
+
+def _materialised(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+                  optimizer: torch.optim.Optimizer | None) -> Case:
+    """A copy of a model with uninitialised lazy parameters, materialised by one forward pass.
+
+    The global RNG is forked, so the copy's parameters are the ones the user's own first
+    forward will draw from the current RNG state; the user's model is not touched.
+    """
+    case, _ = copy_case(Case(model, inputs, targets, loss_fn, optimizer))
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.no_grad():
+        try:
+            call_model(case.model, inputs)
+        except Exception as e:
+            raise ModelError(f"the model raised {type(e).__name__}: {e} (initialising its lazy "
+                             "parameters)") from e
+    return case
+
+
+def _normal_tensors(x: Any) -> Any:
+    """Inference-mode tensors (created under ``torch.inference_mode``) as normal tensors."""
+    if isinstance(x, torch.Tensor):
+        return x.clone() if x.is_inference() else x
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        return tuple(_normal_tensors(v) for v in x)
+    if isinstance(x, list):
+        return [_normal_tensors(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _normal_tensors(v) for k, v in x.items()}
+    return x
+
+
+@contextmanager
+def autograd_on(notes: list[str]) -> Iterator[None]:
+    """Gradients on, inference mode and anomaly detection off for the block, and say so.
+
+    A caller inside ``torch.no_grad()`` or ``torch.inference_mode()`` still wants the training
+    step diagnosed; anomaly detection would turn the NaN being diagnosed into an exception.
+    """
+    with ExitStack() as stack:
+        if torch.is_inference_mode_enabled():
+            notes.append("called inside torch.inference_mode(): lossdoctor turned it off (and "
+                         "grad on) for the diagnosis; training needs autograd")
+            stack.enter_context(torch.inference_mode(False))
+        elif not torch.is_grad_enabled():
+            notes.append("called with grad disabled (torch.no_grad()): lossdoctor enabled grad "
+                         "for the diagnosis; training needs autograd")
+        stack.enter_context(torch.enable_grad())
+        if torch.is_anomaly_enabled():
+            notes.append("anomaly detection was on: lossdoctor turned it off for the diagnosis "
+                         "and locates NaN/Inf itself")
+            stack.enter_context(torch.autograd.set_detect_anomaly(False))
+        yield
 
 
 def diagnose(
@@ -73,16 +167,57 @@ def diagnose(
             f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
     if task is not None and task not in TASKS:
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    with untouched(model):
-        trace = probe(model, inputs, targets, loss_fn, optimizer, task)
+    if _lazy(model):
+        lazy = _lazy(model)
+        case = _materialised(model, inputs, targets, loss_fn, optimizer)
+        report = diagnose(case.model, inputs, targets, case.loss_fn, case.optimizer, task=task,
+                          verify_steps=verify_steps, thresholds=thresholds)
+        note = (f"the model has {len(lazy)} uninitialised lazy parameter(s) ({lazy[0]}, ...): "
+                "diagnosed a copy initialised by one forward pass on the batch from the current "
+                "RNG state; your model is untouched")
+        return replace(report, trace=replace(report.trace, notes=(note, *report.trace.notes)))
+    preflight(model, inputs, targets, loss_fn)
+    inference = [n for n, t in (*model.named_parameters(), *model.named_buffers())
+                 if t.is_inference()]
+    if inference:
+        raise LossDoctorError(
+            f"the model's tensors ({inference[0]}, ...) were created under "
+            "torch.inference_mode(): inference tensors can never be trained; build the model "
+            "outside inference mode (torch.no_grad() is enough to skip autograd)")
+    notes: list[str] = []
+    with autograd_on(notes), untouched(model, loss_fn):
+        inputs, targets = _normal_tensors(inputs), _normal_tensors(targets)
+        return _diagnose(model, inputs, targets, loss_fn, optimizer, task, verify_steps, notes,
+                         thresholds)
+
+
+def _went_nonfinite(trace: Trace) -> bool:
+    steps = trace.steps.losses if trace.steps is not None else ()
+    return (trace.nonfinite_origin is not None or not math.isfinite(trace.loss.value)
+            or not all(math.isfinite(v) for v in steps))
+
+
+def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+              optimizer: torch.optim.Optimizer | None, task: Task | None, verify_steps: int,
+              notes: list[str], thresholds: Thresholds | None) -> Report:
+    trace = probe(model, inputs, targets, loss_fn, optimizer, task)
+    if notes:
+        trace = replace(trace, notes=(*notes, *trace.notes))
     trace = with_prediction(trace, model, inputs)
     if verify_steps and trace.loss.error is None and trace.loss.requires_grad:
         case = Case(model, inputs, targets, loss_fn, optimizer)
-        with untouched(model):
+        with untouched(model, loss_fn):
             try:
                 trace = replace(trace, steps=step_stats(case, verify_steps))
-            except Exception as e:  # noqa: BLE001 - e.g. an uncopyable model, LBFGS's closure
+            except (ModelError, LossFnError):
+                raise
+            except Exception as e:  # noqa: BLE001 - e.g. an uncopyable model, the optimizer raised
                 trace = replace(trace, notes=(*trace.notes, f"probe steps skipped: {e}"))
+    if trace.loss.error is None and _went_nonfinite(trace):
+        with untouched(model, loss_fn):
+            precision = float32_replay(Case(model, inputs, targets, loss_fn, optimizer),
+                                       verify_steps)
+        trace = replace(trace, precision=precision)
     findings = run_checks(trace, thresholds)
     if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
         shapes = ""
@@ -91,7 +226,7 @@ def diagnose(
                       f"{tuple(trace.targets.stats.shape)})")
         raise LossFnError(f"loss_fn raised {trace.loss.error}{shapes}")
     if verify_steps and findings and trace.loss.error is None:  # a loss that raises cannot train
-        with untouched(model):
+        with untouched(model, loss_fn):
             findings = verify(Case(model, inputs, targets, loss_fn, optimizer), trace, findings,
                               verify_steps, task, thresholds)
     return Report(trace=trace, findings=findings)

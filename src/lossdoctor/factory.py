@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -13,8 +14,21 @@ REQUIRED = ("model", "inputs", "targets", "loss_fn")
 OPTIONAL = ("optimizer", "task")
 
 
+def user_output() -> contextlib.AbstractContextManager[Any]:
+    """Send what user code prints to stderr, so it cannot corrupt a report on stdout."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def exit_call(e: SystemExit) -> str:
+    """How user code ended the process: ``sys.exit(3)``."""
+    return f"sys.exit({e.code!r})" if e.code is not None else "sys.exit()"
+
+
 def load_factory(target: str) -> dict[str, Any]:
-    """Import ``FILE.py:FACTORY``, call it and check the dict it returns."""
+    """Import ``FILE.py:FACTORY``, call it and check the dict it returns.
+
+    What the file prints goes to stderr; ``sys.exit`` in it is a :class:`FactoryError`.
+    """
     path_s, sep, name = target.rpartition(":")
     if not sep or not path_s or not name:
         raise FactoryError(f"expected FILE.py:FACTORY, got {target!r}")
@@ -27,7 +41,10 @@ def load_factory(target: str) -> dict[str, Any]:
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.resolve().parent))
     try:
-        spec.loader.exec_module(module)
+        with user_output():
+            spec.loader.exec_module(module)
+    except SystemExit as e:
+        raise FactoryError(f"importing {path} called {exit_call(e)}") from e
     except Exception as e:
         raise FactoryError(f"importing {path} raised {type(e).__name__}: {e}") from e
     finally:
@@ -38,7 +55,10 @@ def load_factory(target: str) -> dict[str, Any]:
     if not callable(factory):
         raise FactoryError(f"{path}:{name} is not callable")
     try:
-        made = factory()
+        with user_output():
+            made = factory()
+    except SystemExit as e:
+        raise FactoryError(f"{path}:{name}() called {exit_call(e)}") from e
     except Exception as e:
         raise FactoryError(f"{path}:{name}() raised {type(e).__name__}: {e}") from e
     if not isinstance(made, dict):

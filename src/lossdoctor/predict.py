@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -9,12 +10,42 @@ from torch import nn
 
 from lossdoctor.errors import LossDoctorError
 from lossdoctor.probe.hooks import first_tensor
+from lossdoctor.probe.kinds import fan_in
 from lossdoctor.theory.propagate import Prediction, input_moments, propagate
 
 
 def _classes(model: nn.Module) -> int | None:
     last = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return last[-1].out_features if last else None
+
+
+def _first_fan_in(model: nn.Module) -> tuple[str, int] | None:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            return name, m.in_features
+        if isinstance(m, nn.modules.conv._ConvNd) or fan_in(m) is not None:
+            return None  # channels, not features: the theory checks those itself
+    return None
+
+
+def _stats(input_stats: Any) -> tuple[int, float, float]:
+    if not isinstance(input_stats, (tuple, list)) or len(input_stats) != 3:
+        raise LossDoctorError(f"input_stats must be (dim, mean, second_moment), got "
+                              f"{input_stats!r}")
+    dim, mean, sq = input_stats
+    if isinstance(dim, bool) or not isinstance(dim, (int, float)) or dim != int(dim) or dim < 1:
+        raise LossDoctorError(f"input_stats: dim must be a whole number >= 1, got {dim!r}")
+    try:
+        mean, sq = float(mean), float(sq)
+    except (TypeError, ValueError):
+        raise LossDoctorError(f"input_stats: mean and second moment must be numbers, got "
+                              f"{mean!r}, {sq!r}") from None
+    if not (math.isfinite(mean) and math.isfinite(sq)):
+        raise LossDoctorError(f"input_stats: mean and second moment must be finite, got "
+                              f"{mean}, {sq}")
+    if sq < mean * mean:
+        raise LossDoctorError(f"input_stats: need second moment >= mean^2, got {input_stats}")
+    return int(dim), mean, sq
 
 
 def predict(
@@ -48,21 +79,23 @@ def predict(
         raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if (inputs is None) == (input_stats is None):
         raise LossDoctorError("give either inputs (a batch) or input_stats=(dim, mean, second_moment)")
+    from lossdoctor.diagnose import preflight
+
+    preflight(model, inputs, None, None)
     if inputs is not None:
         x = first_tensor(inputs)
         if x is None or not x.is_floating_point() or x.dim() < 2:
             raise LossDoctorError("inputs must hold a float tensor batch of shape (B, ...)")
+        if not bool(torch.isfinite(x).all()):
+            raise LossDoctorError("inputs hold NaN/Inf: the prediction needs finite values")
         mu, var = input_moments(x)
         batch = batch_size or int(x.shape[0])
     else:
-        assert input_stats is not None
-        try:
-            dim, mean, sq = int(input_stats[0]), float(input_stats[1]), float(input_stats[2])
-        except (TypeError, ValueError, IndexError):
-            raise LossDoctorError("input_stats must be (dim, mean, second_moment)") from None
-        if dim < 1 or sq < mean * mean:
-            raise LossDoctorError(f"input_stats: need dim >= 1 and second moment >= mean^2, got "
-                                  f"{input_stats}")
+        dim, mean, sq = _stats(input_stats)
+        first = _first_fan_in(model)
+        if first is not None and first[1] != dim:
+            raise LossDoctorError(f"input_stats: dim {dim} does not match the model's first "
+                                  f"layer {first[0] or 'model'} (in_features {first[1]})")
         mu = torch.full((dim,), mean, dtype=torch.float64)
         var = torch.full((dim,), sq - mean * mean, dtype=torch.float64)
         batch = batch_size or 128

@@ -238,6 +238,8 @@ class StepStats:
         optimizer: optimizer used.
         lr: its largest learning rate.
         given: whether the user passed the optimizer (else a default SGD was used).
+        closure: whether its step re-evaluates the loss through a closure (LBFGS): it picks its
+            own step length, so a large update is not a learning-rate problem by itself.
     """
 
     losses: tuple[float, ...]
@@ -245,6 +247,24 @@ class StepStats:
     optimizer: str
     lr: float
     given: bool
+    closure: bool = False
+
+
+@dataclass(frozen=True)
+class PrecisionStats:
+    """A low-precision model that went non-finite, replayed in float32 on a copy.
+
+    Attributes:
+        dtype: the low-precision dtype of the parameters (``float16``, ``bfloat16``).
+        params: how many parameters have that dtype.
+        loss: the first loss of the float32 copy.
+        fp32_steps: the same optimizer steps on the float32 copy (None when they could not run).
+    """
+
+    dtype: str
+    params: int
+    loss: float
+    fp32_steps: StepStats | None
 
 
 @dataclass(frozen=True)
@@ -313,6 +333,7 @@ class Trace:
             weights alone (None when the model is outside the theory).
         predicted_initial_loss: mean-field expectation of the first cross-entropy.
         steps: a few optimizer steps on a copy (None when step probing is off).
+        precision: a low-precision model that went non-finite, replayed in float32.
         run: a training run's history (filled by the monitor; None for one batch).
     """
 
@@ -331,6 +352,7 @@ class Trace:
     predicted_gain: float | None = None
     predicted_initial_loss: float | None = None
     steps: StepStats | None = None
+    precision: PrecisionStats | None = None
     run: RunStats | None = None
 
     def to_dict(self) -> dict[str, Any]:

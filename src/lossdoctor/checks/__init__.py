@@ -15,12 +15,14 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     numerics,
     optimizer,
     output_range,
+    precision,
     prob_loss,
     reduction,
     regularization,
     saturation,
     signal,
     stale,
+    trainable,
 )
 from lossdoctor.checks.base import REGISTRY, run_checks
 

@@ -377,6 +377,44 @@ RULES: tuple[Rule, ...] = (
         (), "faults:story2-half-cross-entropy", "controls:binary-logits",
     ),
     Rule(
+        "nothing-trainable", "no parameter can change: nothing can learn", ("error",), "batch",
+        "Every parameter is frozen (requires_grad=False), the optimizer holds none of the "
+        "model's trainable parameters, or the model has no parameters (and the loss no graph).",
+        "An optimizer step changes only the parameters it holds that require grad: the loss "
+        "curve stays flat whatever the learning rate, init or loss.",
+        (),
+        {"parameters": "parameter tensors in the model", "trainable": "those with requires_grad",
+         "in_optimizer": "trainable ones the optimizer holds (None without an optimizer)",
+         "optimizer_params_not_in_model": "optimizer parameters from elsewhere",
+         "frozen": "parameter tensors with requires_grad=False"},
+        None, "unfreeze what should learn; build the optimizer over this model's parameters",
+        "for p in model.parameters(): p.requires_grad_(False)",
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.01)",
+        ("TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022): parameters that never change",),
+        "faults:optimizer-of-old-model", "controls:he-mlp-1",
+    ),
+    Rule(
+        "half-precision-overflow", "float16 training that is non-finite where float32 is not",
+        ("error",), "batch",
+        "A float16/bfloat16 model turns NaN/Inf at initialisation or in the probe steps while "
+        "a float32 copy of the same batch and steps stays finite; lr-too-high is then judged "
+        "on the float32 steps.",
+        "float16 holds magnitudes between about 6e-8 and 65504: squared errors, sums and exps "
+        "overflow to Inf, small gradients and Adam's eps flush to 0 and m / (sqrt(v) + eps) "
+        "divides by 0, at any learning rate.",
+        (),
+        {"dtype": "the low-precision dtype", "low_precision_params": "parameters in it",
+         "loss": "first loss in it", "fp32_loss": "first loss of the float32 copy",
+         "nonfinite_at_step": "probe step where it turned non-finite (None: at init)",
+         "fp32_losses": "the float32 copy's losses over the same steps",
+         "float16_max": "largest float16", "float16_smallest": "smallest float16 subnormal"},
+        None, "train in bfloat16, or keep float32 weights with autocast + GradScaler",
+        "model.half(); torch.optim.Adam(model.parameters())",
+        "with torch.autocast('cuda', torch.float16): loss = ...; scaler.scale(loss).backward()",
+        ("Micikevicius et al., Mixed Precision Training, ICLR 2018",),
+        "faults:float16-adam", "controls:he-mlp-1",
+    ),
+    Rule(
         "weight-decay-on-bias", "weight decay or L2 applied to biases or normalisation parameters",
         ("info",), "batch",
         "Optimizer groups with weight_decay > 0 holding biases or norm scales/shifts; an L2 "

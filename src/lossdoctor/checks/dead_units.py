@@ -25,6 +25,8 @@ def dead_relu(trace: Trace, th: Thresholds) -> list[Finding]:
     for layer in trace.layers:
         if layer.dead_units is None or layer.dead_units < th.dead_fraction:
             continue
+        if layer.output.nonfinite or (layer.inputs is not None and layer.inputs.nonfinite):
+            continue  # NaN compares false everywhere: the fraction says nothing (see nonfinite)
         pre = layer.inputs
         dead = round(layer.dead_units * (layer.units or 0))
         found.append(Finding(

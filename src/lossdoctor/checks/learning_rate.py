@@ -6,6 +6,9 @@ log10 of it outside [-4, -1]. Too high also shows directly: the loss ends the pr
 above where it started, or non-finite. Too low needs both a ratio below 1e-4 and a loss that moved
 less than 1% over the steps, so a slowly but surely learning model is left alone; it is info
 only, because a few steps cannot tell a slow start (momentum still building up) from a stall.
+An optimizer that re-evaluates the loss in its step (LBFGS's line search) chooses its own step
+length: a large update is only too high when the loss rises. A float16/bfloat16 model that went
+non-finite is judged on its float32 replay, so a precision problem is not blamed on the rate.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ def _fix(factor: float) -> Fix:
 def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     """Learning rate far from a healthy update size, or a loss that rises under it."""
     st = trace.steps
+    replay = trace.precision.fp32_steps if trace.precision is not None else None
+    if replay is not None and len(replay.losses) > 1:
+        st = replay
     if st is None or len(st.losses) < 2 or not math.isfinite(st.losses[0]):
         return []
     first, last = st.losses[0], st.losses[-1]
@@ -40,6 +46,10 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
                           "loss_still": th.loss_still}}
     diverged = not math.isfinite(last)
     rising = diverged or last > th.loss_rise * first
+    if st.closure and ratio is not None and not rising:
+        ratio = None
+    if ratio == 0 and st.lr > 0:
+        ratio = None  # no weight moved at all: the step had nothing to move (nothing-trainable)
     if rising or (ratio is not None and ratio > th.update_ratio_high):
         why = (f"the loss went {g(first)} -> {g(last)} in {len(st.losses) - 1} steps"
                if rising else "")

@@ -16,6 +16,9 @@ _FIX_BY_OP = {
     "div": Fix("guard the denominator", "x / (d + 1e-8)"),
     "sqrt": Fix("keep sqrt away from 0 (its gradient is 1/(2 sqrt x))", "torch.sqrt(x + 1e-12)"),
     "exp": Fix("compute with logsumexp instead of exp", "torch.logsumexp(z, dim=1)"),
+    "parameter": Fix("reload the weights from a finite checkpoint or re-initialise them; find the "
+                     "step that wrote NaN/Inf (a diverged update, a bad load)",
+                     "bad = [n for n, p in model.named_parameters() if not p.isfinite().all()]"),
     "inputs": Fix("drop or impute non-finite values before training",
                   "x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)"),
 }

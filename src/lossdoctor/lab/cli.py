@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lossdoctor.errors import LossDoctorError
 from lossdoctor.fmt import g
+from lossdoctor.report.report import strict
 
 
 def _fail(e: LossDoctorError) -> None:
@@ -86,11 +87,11 @@ def neuron(w: float | None, b: float | None, loss: str, lr: float, steps: int,
         except LossDoctorError as e:
             _fail(e)
     if as_json:
-        click.echo(json.dumps({
+        click.echo(json.dumps(strict({
             "runs": [{"loss": r.loss, "w": r.w, "b": r.b, "outputs": list(r.outputs),
                       "first_grad": list(r.first_grad)} for r in runs],
             "diagnoses": {k: sorted(v.codes) for k, v in diagnosed.items()},
-        }, indent=2))
+        }), indent=2, allow_nan=False))
         return
     console = Console(width=100)
     t = Table(title=f"output a of sigmoid(w*1 + b), target 0, lr {g(lr)}", title_justify="left",
@@ -199,13 +200,15 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
     """
     import lossdoctor as ld
     from lossdoctor.lab.datasets import load
-    from lossdoctor.lab.mlp import Config, LossFn, batches, build, make_optimizer, train
+    from lossdoctor.lab.mlp import Config, LossFn, batches, build, make_optimizer, parse_init, train
 
     if more_widths and not layers:
         _fail(LossDoctorError(f"unexpected argument(s) {' '.join(map(str, more_widths))}; "
                               "widths follow --layers"))
     layers = layers + more_widths
     try:
+        parse_init(init, False)  # before the data is loaded
+        parse_init(bias_init, True)
         cfg = Config(layers=layers or (750,) * 6, act=act_func, init=init, bias_init=bias_init,
                      dropout=0.0 if no_dropout else dropout, loss=loss, l2=l2, l2_on=l2_on,
                      optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size, seed=seed)
@@ -231,14 +234,14 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
     except LossDoctorError as e:
         _fail(e)
     if as_json:
-        click.echo(json.dumps({
+        click.echo(json.dumps(strict({
             "config": cfg.__dict__, "dataset": split.name, "classes": split.classes,
             "first_data_loss": result.first_data_loss, "first_penalty": result.first_penalty,
             "chance": result.chance, "losses": result.losses,
             "train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
             "findings": [{"code": f.code, "severity": f.severity, "summary": f.summary}
                          for f in report.findings],
-        }, indent=2, default=str))
+        }), indent=2, default=str, allow_nan=False))
         return
     console.print(f"[bold]lab mlp[/bold]  {split.x_train.shape[1]} -> {list(cfg.layers)} -> "
                   f"{split.classes}, {cfg.act}, init {cfg.init}, bias {cfg.bias_init}, dropout "

@@ -65,15 +65,18 @@ class Config:
 
 def parse_init(spec: str, allow_zeros: bool) -> Callable[[torch.Tensor, int, torch.Generator], None]:
     """Turn an init spec into a function ``(tensor, fan_in, generator) -> None``."""
-    kind, _, arg = spec.partition(":")
+    kind, sep, arg = spec.partition(":")
     std: float | None = None
     if kind in ("trunc-normal", "normal"):
         try:
             std = float(arg)
         except ValueError:
             raise LossDoctorError(f"init {spec!r}: give a standard deviation, e.g. {kind}:0.5") from None
-        if std < 0:
-            raise LossDoctorError(f"init {spec!r}: the standard deviation must be >= 0")
+        if not std >= 0 or math.isinf(std):
+            raise LossDoctorError(f"init {spec!r}: the standard deviation must be finite and >= 0")
+    elif (arg or sep) and kind in ("he", "lecun", "xavier", "torch-default", "zeros"):
+        raise LossDoctorError(f"init {spec!r}: {kind} takes no argument (only trunc-normal and "
+                              "normal take :STD)")
 
     def draw(t: torch.Tensor, fan_in: int, g: torch.Generator) -> None:
         with torch.no_grad():

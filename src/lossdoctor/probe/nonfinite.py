@@ -35,10 +35,12 @@ def _describe(ts: list[torch.Tensor]) -> str:
 
 
 class _Finder(TorchFunctionMode):
-    def __init__(self, stack: list[str], phase: list[str]) -> None:
+    def __init__(self, stack: list[str], phase: list[str],
+                 bad_params: dict[int, str] | None = None) -> None:
         super().__init__()
         self.stack = stack
         self.phase = phase
+        self.bad_params = bad_params or {}
         self.origin: NonfiniteOrigin | None = None
 
     def __torch_function__(
@@ -48,6 +50,14 @@ class _Finder(TorchFunctionMode):
         if self.origin is not None:
             return func(*args, **kwargs)
         ins = all_tensors(args) + all_tensors(kwargs)
+        bad = [self.bad_params[id(t)] for t in ins if id(t) in self.bad_params]
+        if bad:  # a parameter that already holds NaN/Inf: the first op to read it is the origin
+            name = op_name(func) or str(func)
+            self.origin = NonfiniteOrigin(
+                where=bad[0], op="parameter", phase=self.phase[0],
+                detail=f"the parameter already holds NaN/Inf; first read by {name}"
+                + (f" in {self.stack[-1]}" if self.stack else ""))
+            return func(*args, **kwargs)
         inputs_finite = _finite(ins)
         before = _describe(ins) if inputs_finite else ""
         result = func(*args, **kwargs)
@@ -75,6 +85,8 @@ def locate(
         return NonfiniteOrigin("inputs", "inputs", "inputs", "the input batch holds NaN/Inf")
     if not _finite(all_tensors(targets)):
         return NonfiniteOrigin("targets", "targets", "inputs", "the targets hold NaN/Inf")
+    bad_params = {id(p): name for name, p in (*model.named_parameters(), *model.named_buffers())
+                  if (p.is_floating_point() or p.is_complex()) and not _finite([p])}
     stack: list[str] = []
     phase = ["model"]
     handles = []
@@ -90,7 +102,7 @@ def locate(
 
         handles.append(m.register_forward_pre_hook(pre))
         handles.append(m.register_forward_hook(post))
-    finder = _Finder(stack, phase)
+    finder = _Finder(stack, phase, bad_params)
     try:
         with torch.no_grad(), finder:
             out = call_model()
@@ -103,4 +115,7 @@ def locate(
     finally:
         for h in handles:
             h.remove()
+    if finder.origin is None and bad_params:
+        name = next(iter(bad_params.values()))
+        return NonfiniteOrigin(name, "parameter", "model", "the parameter holds NaN/Inf")
     return finder.origin

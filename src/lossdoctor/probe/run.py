@@ -167,7 +167,8 @@ def _loss_source(loss_fn: Any) -> str:
 def _grads(
     loss: torch.Tensor, params: Sequence[torch.Tensor], retain: bool
 ) -> list[torch.Tensor | None]:
-    return list(torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True))
+    grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
+    return [g.to_dense() if g is not None and g.is_sparse else g for g in grads]
 
 
 def _norm(grads: list[torch.Tensor | None]) -> float:
@@ -226,6 +227,8 @@ def probe(
     if loss_error is None:
         if not isinstance(loss, torch.Tensor):
             raise LossFnError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+        if loss.is_complex():
+            raise LossFnError(f"loss_fn must return a real scalar, got {loss.dtype}")
         if loss.numel() != 1:
             raise LossFnError(
                 f"loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)} "

@@ -7,15 +7,54 @@ are written to their ``.grad`` only.
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from lossdoctor.case import Case, copy_case
+from lossdoctor.errors import LossFnError, ModelError, OptimizerError
 from lossdoctor.probe.run import call_model
-from lossdoctor.trace import StepStats
+from lossdoctor.trace import PrecisionStats, StepStats
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 DEFAULT_LR, DEFAULT_MOMENTUM = 0.01, 0.9
+
+
+def needs_closure(opt: torch.optim.Optimizer | None) -> bool:
+    """Whether ``opt.step`` requires a closure that re-evaluates the loss (LBFGS and kin)."""
+    try:
+        closure = inspect.signature(opt.step).parameters.get("closure") if opt else None
+    except (TypeError, ValueError):
+        return False
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def _loss(case: Case, step: int) -> torch.Tensor:
+    """One forward and loss on the batch; the user's code raising is reported as such."""
+    try:
+        output = call_model(case.model, case.inputs)
+    except Exception as e:
+        raise ModelError(f"the model raised {type(e).__name__}: {e} (in optimizer step {step} "
+                         "on a copy)") from e
+    try:
+        loss = case.loss_fn(output, case.targets)
+    except Exception as e:
+        raise LossFnError(f"loss_fn raised {type(e).__name__}: {e} (in optimizer step {step} on "
+                          "a copy)") from e
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise LossFnError(f"loss_fn returned {type(loss).__name__} in optimizer step {step}, not "
+                          "a scalar tensor")
+    return loss
+
+
+def _set_grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, grad in zip(params, grads, strict=True):
+        p.grad = grad  # None for an unused parameter, as after zero_grad(set_to_none=True)
 
 
 def train_steps(case: Case, steps: int, ratios: list[float] | None = None) -> list[float]:
@@ -26,25 +65,46 @@ def train_steps(case: Case, steps: int, ratios: list[float] | None = None) -> li
         steps: optimizer steps.
         ratios: when given, receives ||w_1 - w_0|| / ||w_0|| of every weight matrix after the
             first step.
+
+    Raises:
+        ModelError, LossFnError: the user's model or loss raised in a step.
+        OptimizerError: the optimizer raised in its step.
     """
     model = case.model
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = case.optimizer or torch.optim.SGD(params, lr=DEFAULT_LR, momentum=DEFAULT_MOMENTUM)
+    if not params:
+        steps = 0  # nothing to step: the loss as it is
+    opt = case.optimizer
+    if opt is None and params:
+        opt = torch.optim.SGD(params, lr=DEFAULT_LR, momentum=DEFAULT_MOMENTUM)
+    closure_step = needs_closure(opt)
     losses: list[float] = []
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(0)
         for step in range(steps + 1):
-            loss = case.loss_fn(call_model(model, case.inputs), case.targets)
+            loss = _loss(case, step)
             value = float(loss.detach())
             losses.append(value)
             if step == steps or not math.isfinite(value) or not loss.requires_grad:
                 break
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            for p, grad in zip(params, grads, strict=True):
-                p.grad = torch.zeros_like(p) if grad is None else grad
+            _set_grads(loss, params)
             before = ([p.detach().clone() for p in params if p.dim() >= 2]
                       if step == 0 and ratios is not None else None)
-            opt.step()
+
+            def closure(_step: int = step) -> torch.Tensor:
+                with torch.enable_grad():
+                    again = _loss(case, _step)
+                    if again.requires_grad:
+                        _set_grads(again, params)
+                return again.detach()
+
+            try:
+                opt.step(closure) if closure_step else opt.step()  # type: ignore[union-attr,arg-type]
+            except (ModelError, LossFnError):
+                raise
+            except Exception as e:
+                raise OptimizerError(f"{type(opt).__name__}.step raised {type(e).__name__}: "
+                                     f"{e}") from e
             if before is not None and ratios is not None:
                 weights = [p for p in params if p.dim() >= 2]
                 for w0, w1 in zip(before, weights, strict=True):
@@ -64,5 +124,39 @@ def step_stats(case: Case, steps: int) -> StepStats:
     return StepStats(
         losses=tuple(losses), update_ratios=tuple(ratios),
         optimizer=type(opt).__name__ if opt is not None else "SGD (default: lr 0.01, momentum 0.9)",
-        lr=max(lrs), given=opt is not None,
+        lr=max(lrs), given=opt is not None, closure=needs_closure(opt),
     )
+
+
+def _to_float32(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.dtype in LOW_PRECISION else x
+    if isinstance(x, (tuple, list)) and not hasattr(x, "_fields"):
+        return type(x)(_to_float32(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_float32(v) for k, v in x.items()}
+    return x
+
+
+def float32_replay(case: Case, steps: int) -> PrecisionStats | None:
+    """For a float16/bfloat16 model: the first loss and the probe steps on a float32 copy.
+
+    Returns None when the model is not in low precision or the copy cannot run.
+    """
+    low = [p for p in case.model.parameters() if p.dtype in LOW_PRECISION]
+    if not low:
+        return None
+    try:
+        copy, _ = copy_case(case)
+        copy.model.float()  # in place: the copied optimizer keeps pointing at the parameters
+        if isinstance(copy.loss_fn, torch.nn.Module):
+            copy.loss_fn.float()
+        copy = copy.with_(inputs=_to_float32(copy.inputs), targets=_to_float32(copy.targets))
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(0)
+            first = float(_loss(copy, 0).detach())
+        fp32_steps = step_stats(copy, steps) if steps else None
+    except Exception:  # noqa: BLE001 - the replay is extra evidence, never a failure
+        return None
+    return PrecisionStats(dtype=str(low[0].dtype).removeprefix("torch."), params=len(low),
+                          loss=first, fp32_steps=fp32_steps)

@@ -22,7 +22,7 @@ from lossdoctor.findings import Finding, Verification
 from lossdoctor.fmt import g
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
-from lossdoctor.probe.steps import train_steps
+from lossdoctor.probe.steps import needs_closure, train_steps
 from lossdoctor.repairs.registry import Repair, repair_for
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
@@ -65,7 +65,8 @@ def _measure(case: Case, task: Task | None, steps: int,
     opt = case.optimizer
     trace = replace(trace, steps=StepStats(
         tuple(losses), tuple(ratios), type(opt).__name__ if opt else "SGD",
-        max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None))
+        max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None,
+        needs_closure(opt)))
     return trace, run_checks(trace, thresholds), losses
 
 
@@ -133,7 +134,7 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
         base_losses = list(trace.steps.losses) if trace.steps is not None \
             and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
     except Exception as e:  # noqa: BLE001 - uncopyable model, or the user's loss raises mid-steps
-        reason = str(e) if isinstance(e, LossDoctorError) else (
+        reason = f"not verified on a copy: {e}" if isinstance(e, LossDoctorError) else (
             f"training the unchanged copy raised {type(e).__name__}: {e}")
         for repair, idx in todo.values():
             for i in idx:

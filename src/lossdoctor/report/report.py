@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,17 @@ from lossdoctor.trace import Trace
 
 # Version of the JSON layout of ``Report.to_dict``: bumped when a key is renamed or removed.
 SCHEMA_VERSION = 1
+
+
+def strict(x: Any) -> Any:
+    """``x`` with NaN/Inf floats as the strings ``"nan"``, ``"inf"``, ``"-inf"`` (strict JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {str(k): strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict(v) for v in x]
+    return x
 
 
 @dataclass(frozen=True)
@@ -43,16 +55,17 @@ class Report:
         return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[at_least] for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: findings first, then the trace."""
+        """Plain data for strict JSON (NaN/Inf as strings): findings first, then the trace."""
         from lossdoctor import __version__
 
-        return {
+        out: dict[str, Any] = strict({
             "schema_version": SCHEMA_VERSION,
             "lossdoctor_version": __version__,
             "codes": sorted(self.codes),
             "findings": [f.to_dict() for f in self.findings],
             "trace": self.trace.to_dict(),
-        }
+        })
+        return out
 
     def render(self, width: int = 100, color: bool = False) -> str:
         """The terminal report as text."""

@@ -53,9 +53,10 @@ def predict(target: str | None, layers: tuple[int, ...], more_widths: tuple[int,
       lossdoctor predict my_model.py:make --json
     """
     import lossdoctor as ld
-    from lossdoctor.factory import load_factory
+    from lossdoctor.factory import load_factory, user_output
     from lossdoctor.lab.datasets import load
     from lossdoctor.lab.mlp import Config, batches, build
+    from lossdoctor.report.report import strict
 
     if target is not None and target.isdigit():  # --layers 750 750: click reads the 2nd as TARGET
         more_widths, target = (int(target), *more_widths), None
@@ -66,7 +67,8 @@ def predict(target: str | None, layers: tuple[int, ...], more_widths: tuple[int,
         if target:
             made = load_factory(target)
             model, inputs = made["model"], made["inputs"]
-            pred = ld.predict(model, inputs)
+            with user_output():
+                pred = ld.predict(model, inputs)
         else:
             cfg = Config(layers=(layers + more_widths) or (750,) * 6, act=act_func, init=init,
                          bias_init=bias_init, dropout=0.0 if no_dropout else dropout, seed=seed)
@@ -84,8 +86,9 @@ def predict(target: str | None, layers: tuple[int, ...], more_widths: tuple[int,
         measured = None
         if made is not None:
             torch.manual_seed(seed)
-            measured = ld.diagnose(made["model"], made["inputs"], made["targets"],
-                                   made["loss_fn"], verify_steps=0)
+            with user_output():
+                measured = ld.diagnose(made["model"], made["inputs"], made["targets"],
+                                       made["loss_fn"], verify_steps=0)
         rows: list[dict[str, Any]] = pred.compare(measured) if measured is not None else [
             {"layer": p.name, "op": p.op, "predicted_rms": p.rms, "measured_rms": None,
              "ratio": None, "in_theory": p.in_theory} for p in pred.layers]
@@ -102,7 +105,7 @@ def predict(target: str | None, layers: tuple[int, ...], more_widths: tuple[int,
         out["rows"] = rows
         if measured is not None:
             out["measured_loss"] = measured.trace.loss.value
-        click.echo(json.dumps(out, indent=2, default=lambda v: None))
+        click.echo(json.dumps(strict(out), indent=2, default=lambda v: None, allow_nan=False))
         return
     console = Console(width=100)
     t = Table(title="mean-field prediction per layer", title_justify="left", show_edge=False)

@@ -354,6 +354,7 @@ def propagate(
 
 def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Measured per-unit mean and variance after every leaf module (model left untouched)."""
+    from lossdoctor.errors import ModelError
     from lossdoctor.probe.guard import untouched
     from lossdoctor.probe.run import call_model
 
@@ -368,7 +369,10 @@ def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, tor
         handles.append(m.register_forward_hook(hook))
     try:
         with untouched(model), torch.no_grad():
-            call_model(model, inputs)
+            try:
+                call_model(model, inputs)
+            except Exception as e:
+                raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
     finally:
         for h in handles:
             h.remove()
