@@ -204,13 +204,15 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     if notes:
         trace = replace(trace, notes=(*notes, *trace.notes))
     trace = with_prediction(trace, model, inputs)
+    step_error: LossDoctorError | None = None
     if verify_steps and trace.loss.error is None and trace.loss.requires_grad:
         case = Case(model, inputs, targets, loss_fn, optimizer)
         with untouched(model, loss_fn):
             try:
                 trace = replace(trace, steps=step_stats(case, verify_steps))
-            except (ModelError, LossFnError):
-                raise
+            except (ModelError, LossFnError) as e:
+                step_error = e  # raised below unless a finding explains it (e.g. BCE on ReLU)
+                trace = replace(trace, notes=(*trace.notes, f"probe steps stopped: {e}"))
             except Exception as e:  # noqa: BLE001 - e.g. an uncopyable model, the optimizer raised
                 trace = replace(trace, notes=(*trace.notes, f"probe steps skipped: {e}"))
     if trace.loss.error is None and _went_nonfinite(trace):
@@ -219,7 +221,10 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
                                        verify_steps)
         trace = replace(trace, precision=precision)
     findings = run_checks(trace, thresholds)
-    if trace.loss.error is not None and not any(f.code in EXPLAINS_LOSS_ERROR for f in findings):
+    explaining = [f for f in findings if f.code in EXPLAINS_LOSS_ERROR]
+    if step_error is not None and not any(f.severity == "error" for f in explaining):
+        raise step_error
+    if trace.loss.error is not None and not explaining:
         shapes = ""
         if trace.output is not None and trace.targets is not None:
             shapes = (f" (output shape {tuple(trace.output.stats.shape)}, targets shape "

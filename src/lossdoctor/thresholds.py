@@ -81,6 +81,10 @@ class Thresholds:
     min_label_batch: int = _line(
         16, "smallest batch on which a single label class is judged degenerate",
         "a balanced K >= 3-class dataset gives one class in B = 16 draws with p < 1e-7")
+    learning_progress: float = _line(
+        0.05, "relative loss decrease over the probe steps that shows the set-up learns",
+        "the faults that stall (vanishing signal, default-init depth 20) move < 1% in 20 steps on "
+        "their own batch; set-ups that train drop far more than 5% there")
     diverge: float = _line(
         2.0, "smoothed loss over its best so far (and rising) that means the run diverges",
         "twice the best smoothed value is beyond mini-batch noise of a moving average")

@@ -69,7 +69,8 @@ _SIGNAL_EVIDENCE = {
     "gain_per_layer": "geometric mean factor per layer", "pre_activation_rms": "the whole series",
     "weight_gain_median": "median std(w) sqrt(fan_in)",
     "weight_gain_neutral": "the value that keeps the scale for this activation",
-    "predicted_gain_per_layer": "mean-field prediction", **LINES}
+    "predicted_gain_per_layer": "mean-field prediction",
+    "probe_loss": "loss before and after the probe steps when they still learn", **LINES}
 _GRAD_EVIDENCE = {
     "from_layer": "output-side layer", "to_layer": "input-side layer",
     "grad_norm_outer": "per-example gradient norm at the output side",
@@ -120,12 +121,13 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "signal-vanishing", "forward activations shrink geometrically with depth",
-        ("error", "warning"), "layers",
+        ("error", "warning", "info"), "layers",
         "Pre-activation rms at every nonlinearity; fires when it shrinks by signal_ratio along a "
-        "monotone run of layers (error at signal_error_ratio).",
+        "monotone run of layers that no normalisation layer resets (error at "
+        "signal_error_ratio; info when the probe steps still cut the loss by learning_progress).",
         "Late layers see almost no signal: their outputs are dominated by biases and the "
         "gradients to the weights below are tiny.",
-        ("signal_ratio", "signal_error_ratio"),
+        ("signal_ratio", "signal_error_ratio", "learning_progress"),
         _SIGNAL_EVIDENCE,
         "reinit", "an init with unit gain per layer, or norm layers",
         "Linear weights 0.2x He scale in a deep ReLU MLP", "He init", _DEPTH_REFS,
@@ -476,14 +478,16 @@ RULES: tuple[Rule, ...] = (
         "faults:story3-sum-reduction", "controls:he-mlp-20",
     ),
     Rule(
-        "lr-too-high", "learning rate too high: the probe steps diverge", ("error", "warning"),
-        "batch",
-        "A few optimizer steps on a copy, on the batch: fires when the loss ends loss_rise x its "
-        "start or non-finite (error), or one step moves the weights by more than "
-        "update_ratio_high of their norm. In a monitored run: the loss rose above diverge x its "
-        "first value, or the update ratio of measured steps is above the line.",
+        "lr-too-high", "learning rate too high: the probe steps diverge",
+        ("error", "warning", "info"), "batch",
+        "A few optimizer steps on a copy, on the batch: fires when the loss rises by loss_rise - 1 "
+        "of |its start| or turns non-finite (error), or one step moves the weights by more than "
+        "update_ratio_high of their norm (info when the loss still falls by learning_progress: "
+        "large steps that descend are not hurting). In a monitored run: the loss rose above "
+        "diverge x its first value, or the update ratio of measured steps is above the line.",
         "Steps beyond 2 / (largest curvature) overshoot and the loss grows.",
-        ("loss_rise", "update_ratio_high", "update_ratio_low", "loss_still", "diverge"),
+        ("loss_rise", "update_ratio_high", "update_ratio_low", "loss_still", "diverge",
+         "learning_progress"),
         _LR_EVIDENCE,
         "lower-lr", "scale the learning rate towards an update/weight ratio of 1e-3",
         "SGD(lr=20) on a small MLP", "SGD(lr=0.05)",
@@ -498,7 +502,8 @@ RULES: tuple[Rule, ...] = (
         "over the probe steps; in a monitored run only when the loss never blew up (small steps "
         "on huge weights are not a low lr).",
         "Training needs ~1/ratio steps to change anything.",
-        ("update_ratio_low", "loss_still", "update_ratio_high", "loss_rise", "diverge"),
+        ("update_ratio_low", "loss_still", "update_ratio_high", "loss_rise", "diverge",
+         "learning_progress"),
         _LR_EVIDENCE,
         "raise-lr", "scale the learning rate towards an update/weight ratio of 1e-3",
         "SGD(lr=1e-6)", "SGD(lr=0.05)",

@@ -38,6 +38,27 @@ def signal_points(trace: Trace) -> list[tuple[str, float]]:
     ]
 
 
+def norm_breaks(trace: Trace) -> frozenset[int]:
+    """Positions in :func:`signal_points` that follow a normalisation layer.
+
+    A norm layer resets the scale by construction (BatchNorm after a 219-rms pre-activation gives
+    0.53 at the next one): a change across it is not the init compounding over depth.
+    """
+    breaks, seen_norm, k = set(), False, 0
+    for layer in trace.layers:
+        if layer.phase != "model":
+            continue
+        if layer.kind == "norm":
+            seen_norm = True
+        elif (layer.kind == "activation" and layer.op in ACTIVATIONS and layer.inputs is not None
+              and layer.inputs.nonfinite == 0):
+            if seen_norm and k:
+                breaks.add(k)
+            seen_norm = False
+            k += 1
+    return frozenset(breaks)
+
+
 def _chain(trace: Trace) -> list[LayerStats]:
     """Linear/conv layers on the path into the output, input side first, following producers.
 
@@ -86,7 +107,8 @@ def grad_points(trace: Trace) -> list[tuple[str, float]]:
     return pts
 
 
-def extreme(points: list[tuple[str, float]], grow: bool) -> Run | None:
+def extreme(points: list[tuple[str, float]], grow: bool,
+            breaks: frozenset[int] = frozenset()) -> Run | None:
     """The largest monotone growth (``grow``) or shrinkage between two points of the series.
 
     Only runs where every step goes the same way count: in a branched model (attention's query,
@@ -98,7 +120,7 @@ def extreme(points: list[tuple[str, float]], grow: bool) -> Run | None:
     for j in range(1, len(points)):
         a = max(points[j - 1][1], TINY)
         b = max(points[j][1], TINY)
-        if (b > a) != grow or b == a:
+        if (b > a) != grow or b == a or j in breaks:
             start = j
             continue
         s = max(points[start][1], TINY)

@@ -43,9 +43,11 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
                 "steps": len(st.losses) - 1, "update_ratio_median": ratio,
                 "lines": {"update_ratio_high": th.update_ratio_high,
                           "update_ratio_low": th.update_ratio_low, "loss_rise": th.loss_rise,
-                          "loss_still": th.loss_still}}
+                          "loss_still": th.loss_still, "learning_progress": th.learning_progress}}
     diverged = not math.isfinite(last)
-    rising = diverged or last > th.loss_rise * first
+    # measured against |first| so that a falling negative loss (Gaussian NLL) reads as falling
+    rising = diverged or last - first > (th.loss_rise - 1) * abs(first)
+    learns = not diverged and first - last >= th.learning_progress * abs(first)
     if st.closure and ratio is not None and not rising:
         ratio = None
     if ratio == 0 and st.lr > 0:
@@ -56,9 +58,12 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
         if ratio is not None and ratio > th.update_ratio_high:
             why += ("; " if why else "") + (f"one step changes the weights by {g(100 * ratio)}% "
                                             f"(line {g(100 * th.update_ratio_high)}%)")
+        if not rising and learns:
+            why += f", yet the loss fell {g(first)} -> {g(last)}: large steps that still descend"
         return [Finding(
-            code="lr-too-high", severity="error" if diverged else "warning", where="optimizer",
-            evidence=evidence,
+            code="lr-too-high",
+            severity="error" if diverged else ("info" if not rising and learns else "warning"),
+            where="optimizer", evidence=evidence,
             summary=f"at lr {g(st.lr)} ({st.optimizer}) {why}.",
             explanation=(
                 "A step of size lr * grad must stay inside the region where the loss is roughly "

@@ -18,10 +18,12 @@ from lossdoctor.checks.depth import (
     activation_family,
     extreme,
     linear_layers,
+    norm_breaks,
     signal_points,
     weight_gain,
 )
 from lossdoctor.checks.fixes import init_name, reinit_fix
+from lossdoctor.checks.progress import learns
 from lossdoctor.findings import Finding
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -40,7 +42,7 @@ def signal_scale(trace: Trace, th: Thresholds) -> list[Finding]:
     lin = linear_layers(trace)
     gains = [weight_gain(layer) for layer in lin]
     for grow in (True, False):
-        run = extreme(pts, grow)
+        run = extreme(pts, grow, norm_breaks(trace))
         if run is None:
             continue
         factor = run.ratio if grow else 1 / run.ratio
@@ -71,9 +73,18 @@ def signal_scale(trace: Trace, th: Thresholds) -> list[Finding]:
             evidence["predicted_gain_per_layer"] = trace.predicted_gain
             summary += (f"; mean-field theory predicts {g(trace.predicted_gain)}x per layer for "
                         f"this init, {init_name(family)} 1.0x")
+        severity = "error" if factor >= th.signal_error_ratio else "warning"
+        steps = learns(trace, th)
+        if not grow and severity == "warning" and steps is not None:
+            severity = "info"  # the consequence decides: the set-up still learns
+            evidence["probe_loss"] = list(steps)
+            evidence["lines"] = {**evidence["lines"],  # type: ignore[dict-item]
+                                 "learning_progress": th.learning_progress}
+            summary += (f"; the probe steps still learn (loss {g(steps[0])} -> {g(steps[1])}), "
+                        "so this costs little here")
         findings.append(Finding(
             code="signal-exploding" if grow else "signal-vanishing",
-            severity="error" if factor >= th.signal_error_ratio else "warning",
+            severity=severity,  # type: ignore[arg-type]
             where=f"layer {a[0]} -> {b[0]}",
             evidence=evidence,
             summary=summary + ".",
