@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from runs import SPLIT, codes, mlp, train
 from scenarios import SmallCNN
+from torch import nn
 
 import lossdoctor as ld
 from lossdoctor.monitor import FindingRaised, LossDoctorWarning, NonFiniteLoss
@@ -106,3 +107,23 @@ def test_lr_too_low_is_never_reported_after_a_blow_up() -> None:
     found = codes(train(model, torch.optim.SGD(model.parameters(), lr=5.0)))
     assert "lr-too-low" not in found
     assert {"loss-diverging", "lr-too-high", "nonfinite"} & set(found), found
+
+
+def test_first_step_gets_the_full_diagnosis() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10), nn.Softmax(dim=1))
+    report = train(model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=60,
+                   loss_fn=F.cross_entropy)
+    found = codes(report)
+    assert found["double-softmax"] == ("error", 1), found
+    model = mlp()
+    quiet = train(model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=60,
+                  loss_fn=F.cross_entropy)
+    assert codes(quiet) == {}
+
+
+def test_without_loss_fn_the_first_step_is_not_diagnosed() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10), nn.Softmax(dim=1))
+    found = codes(train(model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=60))
+    assert "double-softmax" not in found

@@ -41,7 +41,7 @@ def train(model: nn.Module, opt: torch.optim.Optimizer, *, steps: int = 300, eve
             loss.backward()
             if step % accumulate == 0:
                 opt.step()
-            mon.observe(loss)
+            mon.observe(loss, inputs=x, targets=y)
     return mon.report()
 
 

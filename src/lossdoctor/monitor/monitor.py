@@ -61,6 +61,9 @@ class Monitor:
         writer: a ``torch.utils.tensorboard.SummaryWriter``: per-layer scalars and findings as
             text on scheduled steps.
         thresholds: the lines the checks draw (:class:`~lossdoctor.Thresholds`).
+        loss_fn: ``(output, targets) -> loss``; with it, ``observe(loss, inputs=x, targets=y)``
+            runs the full one-batch diagnosis on the first observed step, so the init, the loss
+            head and the labels are judged too (not only what the run shows later).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Monitor:
         stop_on_nonfinite: bool = False,
         writer: Any = None,
         thresholds: Thresholds | None = None,
+        loss_fn: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -93,6 +97,10 @@ class Monitor:
         self.stop_on_nonfinite = stop_on_nonfinite
         self.writer = writer
         self.thresholds = thresholds or Thresholds()
+        self.loss_fn = loss_fn
+        self.first_report: Report | None = None
+        self.notes: list[str] = []
+        self._diagnosed = False
         self.step = 0
         self.losses: list[float] = []
         self.findings: list[Finding] = []
@@ -214,9 +222,21 @@ class Monitor:
 
     # ---------------------------------------------------------------- observe
 
-    def observe(self, loss: Any = None) -> None:
-        """Call once per training step, after ``optimizer.step()``, with that step's loss."""
+    def observe(self, loss: Any = None, *, inputs: Any = None, targets: Any = None) -> None:
+        """Call once per training step, after ``optimizer.step()``, with that step's loss.
+
+        Args:
+            loss: the step's loss (tensor or number).
+            inputs: the step's input batch; with ``targets`` and the monitor's ``loss_fn``, the
+                first observed step gets the full one-batch diagnosis (every check: loss, head,
+                labels, optimizer, init), once.
+            targets: the step's targets.
+        """
         self.step += 1
+        if (not self._diagnosed and self.loss_fn is not None and inputs is not None
+                and targets is not None):
+            self._diagnosed = True
+            self._first_diagnosis(inputs, targets)
         if loss is not None:
             t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
             self._pending_losses.append(t.reshape(-1)[:1].double())
@@ -225,6 +245,25 @@ class Monitor:
         if self._rec.enabled:
             self._measure()
         self._arm()
+
+    def _first_diagnosis(self, inputs: Any, targets: Any) -> None:
+        """``diagnose`` on the first observed batch, without verification; the monitor's own
+        hooks stand still meanwhile."""
+        from lossdoctor.diagnose import diagnose
+
+        enabled, seen = self._rec.enabled, dict(self._seen)
+        self._rec.enabled = False
+        try:
+            report = diagnose(self.model, inputs, targets, self.loss_fn,  # type: ignore[arg-type]
+                              self.optimizer, verify_steps=0, thresholds=self.thresholds)
+        except LossDoctorError as e:
+            self.notes.append(f"first-step diagnosis skipped: {e}")
+            return
+        finally:
+            self._rec.enabled, self._seen = enabled, seen
+        self.first_report = report
+        for f in report.findings:
+            self._emit(f)
 
     def add_loss(self, value: float) -> None:
         """Record a loss value without advancing the step (for loops that log losses sparsely)."""
