@@ -365,15 +365,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "loss-degenerate", "a loss that cannot teach anything", ("error",), "batch",
-        "The loss is not connected to any parameter, or its gradient is exactly 0 for every "
-        "parameter or for the model output.",
+        "The loss is not connected to any parameter, its gradient is exactly 0 for every "
+        "parameter or for the model output, or it stays bit-identical over the probe steps.",
         "The optimizer has nothing to follow: -mean(y * log(a)) with y = 0 is 0 whatever the "
         "output (story 2).",
         (),
         {"loss": "the loss value", "requires_grad": "connected to the graph",
          "final_op": "last autograd node", "output_grad_rms": "gradient at the model output",
          "params_with_grad": "parameters reached by the gradient",
-         "trainable_params": "parameters that require grad"},
+         "trainable_params": "parameters that require grad",
+         "probe_losses": "the loss at every probe step", "steps": "probe steps run"},
         None, "use the library loss (both terms of the cross-entropy); build it from the output tensor",
         "loss = -(y * torch.log(a)).mean() with y = 0", "nn.BCEWithLogitsLoss()(z, y)",
         (), "faults:story2-half-cross-entropy", "controls:binary-logits",

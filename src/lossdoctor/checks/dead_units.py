@@ -3,7 +3,9 @@
 A dead unit gets zero gradient and never recovers. DeepDiagnosis (Wardat et al., ICSE'22) and
 AUTOTRAINER (Zhang et al., ICSE'21) flag a layer when 70% of it is dead; a fully dead layer is an
 error (nothing below it learns). A live unit that fires with probability 1/2 looks dead in a
-batch of B examples with probability 2^-B, so batches under 8 examples (> 0.4%) are not judged.
+batch of B examples with probability 2^-B, so on batches under 8 examples (> 0.4%) a partly dead
+layer is not judged; a layer whose U units are all dead still is when B * U >= 8, since U live
+units all look dead with probability 2^-(B U).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from lossdoctor.trace import Trace
 @check("dead-relu", scope="layers")
 def dead_relu(trace: Trace, th: Thresholds) -> list[Finding]:
     """At least 70% of a ReLU layer's units dead on the whole batch."""
-    if trace.batch_size < th.dead_min_batch:
-        return []
+    small = trace.batch_size < th.dead_min_batch
     found = []
     for layer in trace.layers:
         if layer.dead_units is None or layer.dead_units < th.dead_fraction:
+            continue
+        if small and (layer.dead_units < 1.0
+                      or (layer.units or 0) * trace.batch_size < th.dead_min_batch):
             continue
         if layer.output.nonfinite or (layer.inputs is not None and layer.inputs.nonfinite):
             continue  # NaN compares false everywhere: the fraction says nothing (see nonfinite)

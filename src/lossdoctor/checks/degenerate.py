@@ -6,6 +6,8 @@ everywhere: the classic is a hand-written cross-entropy ``-mean(y * log(a))`` wi
 
 from __future__ import annotations
 
+import statistics
+
 from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
 from lossdoctor.fmt import g
@@ -44,6 +46,25 @@ def loss_degenerate(trace: Trace, th: Thresholds) -> list[Finding]:
         )]
     zero_grads = bool(with_grad) and all(p.grad_rms == 0 for p in with_grad)
     zero_out = loss.output_grad_rms == 0
+    st = trace.steps
+    # the weights moved (beyond float32 resolution, 1.2e-7) yet the loss did not change a bit
+    frozen = (st is not None and len(st.losses) >= 6 and bool(st.update_ratios)
+              and statistics.median(st.update_ratios) > 1e-6
+              and all(v == st.losses[0] for v in st.losses))
+    if frozen and not (zero_grads or zero_out):
+        assert st is not None
+        return [Finding(
+            "loss-degenerate", "error", "loss",
+            {**evidence, "probe_losses": list(st.losses), "steps": len(st.losses) - 1},
+            f"the loss stayed exactly {g(st.losses[0])} over {len(st.losses) - 1} optimizer steps "
+            f"at lr {g(st.lr)}: its gradient is rounding noise (output gradient rms "
+            f"{g(loss.output_grad_rms)}).",
+            "A loss that does not change by a single bit while the optimizer steps is constant "
+            "in the parameters: typically a cross-entropy over one class (softmax of one logit is "
+            "1, log 1 = 0) or a hand-written loss whose terms cancel, so what gradient there is "
+            "comes from float rounding.",
+            (_CE,),
+        )]
     if not (zero_grads or zero_out or not with_grad):
         return []
     what = "exactly 0" if loss.value == 0 else f"{g(loss.value)}"
