@@ -18,6 +18,7 @@ from lossdoctor.findings import Finding, Fix
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
+from lossdoctor.vocab import LOGS
 
 PROBABILITIES = frozenset({"sigmoid", "softmax", "hardsigmoid"})
 
@@ -50,19 +51,27 @@ def non_probability_into_prob_loss(trace: Trace, th: Thresholds) -> list[Finding
     if out is None or tg is None or kind is None:
         return []
     k = out.stats.shape[1] if len(out.stats.shape) >= 2 else 1
-    producer = out.producer
+    producer, lo, hi, unit = out.producer, out.stats.min, out.stats.max, out.in_unit_interval
+    if producer in LOGS:
+        # NLL on log(p): p is what must be a probability -- the log's input
+        log = next((layer for layer in reversed(trace.layers)
+                    if layer.kind == "log" and layer.phase == "loss" and layer.inputs), None)
+        if log is None or log.inputs is None:
+            return []
+        producer, lo, hi = log.source_op, log.inputs.min, log.inputs.max
+        unit = lo >= 0 and hi <= 1
     evidence: dict[str, object] = {
         "loss": trace.loss.kind, "likelihood": kind, "output_op": producer or "linear",
-        "output_min": out.stats.min, "output_max": out.stats.max,
+        "output_min": lo, "output_max": hi,
         "rows_sum_to_one": out.rows_sum_to_one, "outputs_per_example": k,
         "torch_error": trace.loss.error}
     # a known non-probability op (ReLU, a Linear/Conv layer, tanh...), or values outside [0, 1]
-    if producer not in PROBABILITIES and (producer is not None or not out.in_unit_interval):
+    if producer not in PROBABILITIES and (producer is not None or not unit):
         head = "sigmoid" if kind == "binary" else "softmax"
         return [Finding(
             "non-probability-into-prob-loss", "error", "loss", evidence,
             f"a {kind} log-likelihood ({trace.loss.kind}) receives {producer or 'linear'} outputs "
-            f"in [{g(out.stats.min)}, {g(out.stats.max)}], not probabilities"
+            f"in [{g(lo)}, {g(hi)}], not probabilities"
             + (" (torch refused them)." if trace.loss.error else "."),
             "log p is a likelihood only for p in (0, 1): a "
             f"{producer or 'linear'} output can be 0, negative or above 1, so the loss is undefined "
