@@ -124,7 +124,8 @@ RULES: tuple[Rule, ...] = (
         ("error", "warning", "info"), "layers",
         "Pre-activation rms at every nonlinearity; fires when it shrinks by signal_ratio along a "
         "monotone run of layers that no normalisation layer resets (error at "
-        "signal_error_ratio; info when the probe steps still cut the loss by learning_progress).",
+        "signal_error_ratio; info when the probe steps still cut the loss by learning_progress, "
+        "or under an Adam-family optimizer, which rescales each step).",
         "Late layers see almost no signal: their outputs are dominated by biases and the "
         "gradients to the weights below are tiny.",
         ("signal_ratio", "signal_error_ratio", "learning_progress"),

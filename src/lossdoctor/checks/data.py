@@ -2,7 +2,8 @@
 
 He, Xavier and PyTorch's default init all assume inputs of unit second moment: the first layer's
 pre-activations have rms = rms(x) * std(w) * sqrt(fan_in). A normalisation layer before or right
-after the first linear/conv layer removes that scale, so the check stands down there. The line is
+after the first linear/conv layer (or after its ReLU, which is positively homogeneous) removes that
+scale, so the check stands down there. The line is
 one order of magnitude either way (rms(x) outside [0.1, 10]); inputs scaled to [0, 1] (rms about
 0.5) are fine.
 """
@@ -22,10 +23,12 @@ def input_not_normalized(trace: Trace, th: Thresholds) -> list[Finding]:
     x = trace.inputs
     if x is None or x.stats.nonfinite or x.stats.rms == 0:
         return []
-    model = [layer for layer in trace.layers if layer.phase == "model"][:2]
-    if model and (model[0].kind == "norm" or (
-            len(model) == 2 and model[0].kind in ("linear", "conv") and model[1].kind == "norm")):
-        return []  # a normalisation layer first, or right after the first layer, rescales it
+    model = [layer for layer in trace.layers if layer.phase == "model"][:3]
+    kinds = [layer.kind for layer in model]
+    if kinds[:1] == ["norm"] or kinds[:2] in (["linear", "norm"], ["conv", "norm"]) or (
+            kinds[:1] in (["linear"], ["conv"]) and kinds[1:3] == ["activation", "norm"]
+            and model[1].op in ("relu", "relu6", "leaky_relu", "prelu")):
+        return []  # a norm layer first, or after the first layer (and its ReLU) rescales it
     rms = x.stats.rms
     low, high = th.input_rms_low, th.input_rms_high
     if low <= rms <= high:

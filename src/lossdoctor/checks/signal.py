@@ -75,6 +75,10 @@ def signal_scale(trace: Trace, th: Thresholds) -> list[Finding]:
                         f"this init, {init_name(family)} 1.0x")
         severity = "error" if factor >= th.signal_error_ratio else "warning"
         steps = learns(trace, th)
+        adam = trace.optimizer is not None and trace.optimizer.adam_family
+        if not grow and severity == "warning" and adam and steps is None:
+            severity = "info"  # Adam divides each step by the gradient's own scale
+            summary += f"; {trace.optimizer.name} rescales each step, so this costs less here"  # type: ignore[union-attr]
         if not grow and severity == "warning" and steps is not None:
             severity = "info"  # the consequence decides: the set-up still learns
             evidence["probe_loss"] = list(steps)
