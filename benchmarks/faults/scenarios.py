@@ -289,9 +289,12 @@ def sigmoid_into_bce_logits() -> Case:
 
 
 def sigmoid_mse() -> Case:
+    """Story 2 in a network: squared error on a sigmoid output that is already confident."""
     _seed(17)
     x, y = blobs(k=2)
     model = nn.Sequential(relu_mlp(2, width=64, k=1), nn.Sigmoid())
+    with torch.no_grad():
+        model[0][-1].weight.mul_(20.0)  # output |z| of several units: s'(z) far below its peak
     return {"model": model, "inputs": x, "targets": y.float().unsqueeze(1), "loss_fn": nn.MSELoss()}
 
 

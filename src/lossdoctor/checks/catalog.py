@@ -230,14 +230,17 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "mse-on-saturating-output", "squared error on a sigmoid or softmax output",
-        ("warning",), "batch",
-        "A squared/absolute error loss on a sigmoid/softmax output with 0/1 or one-hot targets.",
+        ("warning", "info"), "batch",
+        "A squared/absolute error loss on a sigmoid/softmax output with 0/1 or one-hot targets "
+        "(info while the output is not saturated, s'(z) above half its peak, and the probe "
+        "steps cut the loss by learning_progress).",
         "dC/dz = (a - y) s'(z): the gradient vanishes exactly when the output is confidently "
         "wrong (story 2); cross-entropy's dC/dz = a - y does not.",
-        (),
+        ("learning_progress",),
         {"loss": "loss kind", "output_op": "sigmoid or softmax", "targets": "binary or one-hot",
          "pre_activation_rms": "output |z|", "sigmoid_slope_at_rms": "s'(z) there",
-         "saturated_fraction": "share of saturated output units"},
+         "saturated_fraction": "share of saturated output units",
+         "probe_loss": "loss before and after the probe steps when they learn", **LINES},
         "logits-loss", "return logits and use BCEWithLogitsLoss / CrossEntropyLoss",
         "nn.Sequential(..., nn.Sigmoid()); nn.MSELoss()", "no final Sigmoid; nn.BCEWithLogitsLoss()",
         ("Nielsen, Neural Networks and Deep Learning, ch. 3",),
@@ -468,8 +471,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "sum-reduction", "a sum-reduced loss: step size scales with batch size", ("warning",),
         "batch",
-        "The loss's reduction is sum (a library loss with reduction='sum', or a hand-written "
-        "loss whose last op is a sum) over a batch of more than one example.",
+        "The loss's reduction is sum (a library loss with reduction='sum' not divided "
+        "afterwards, or a hand-written loss whose last op is a sum) over a batch of more than "
+        "one example.",
         "d(sum)/dw = B d(mean)/dw: the effective learning rate changes with the batch size.",
         (),
         {"reduction": "sum", "batch_size": "B", "loss": "the summed loss",

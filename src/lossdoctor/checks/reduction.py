@@ -19,6 +19,8 @@ def sum_reduction(trace: Trace, th: Thresholds) -> list[Finding]:
     loss = trace.loss
     if loss.reduction != "sum" or trace.batch_size <= 1 or loss.error:
         return []
+    if loss.kind != "custom" and (loss.final_op or "").startswith("DivBackward"):
+        return []  # a library sum divided afterwards (by the batch size, usually): a mean
     b = trace.batch_size
     hand = loss.kind == "custom"
     return [Finding(
