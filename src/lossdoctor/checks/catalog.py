@@ -263,10 +263,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "loss-task-mismatch", "the loss does not fit the targets or the output",
-        ("error", "warning"), "batch",
+        ("error", "warning", "info"), "batch",
         "Regression loss on integer labels; elementwise loss broadcasting mismatched shapes; "
         "cross-entropy over one logit or on non-probability float targets; BCE on one-hot "
-        "exclusive classes; NLL on values above 0.",
+        "exclusive classes (info when the probe steps still learn); NLL on values above 0.",
         "The model optimises something other than the task: class order treated as distance, "
         "every prediction compared with every target, a constant loss.",
         (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lossdoctor.checks.base import check
+from lossdoctor.checks.progress import learns
 from lossdoctor.findings import Finding, Fix
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -123,14 +124,17 @@ def loss_task_mismatch(trace: Trace, th: Thresholds) -> list[Finding]:
             (_CE, Fix("regression targets", "loss_fn = nn.MSELoss()")),
         )
     if loss.kind in ("bce", "bce_logits") and tg.onehot_rows and (trace.n_classes or 0) >= 3:
+        steps = learns(trace, th)  # it trains, less well-posed: worth knowing, not a warning
         return finding(
-            f"binary cross-entropy on one-hot targets over {trace.n_classes} exclusive classes.",
+            f"binary cross-entropy on one-hot targets over {trace.n_classes} exclusive classes"
+            + (f"; the probe steps still learn (loss {g(steps[0])} -> {g(steps[1])})."
+               if steps else "."),
             "Every target row has exactly one 1, so the classes are mutually exclusive. BCE "
             "scores each class independently and lets the probabilities sum to anything; "
             "softmax cross-entropy encodes that exactly one class is right.",
             (Fix("use cross-entropy with class indices",
                  "loss = F.cross_entropy(logits, y.argmax(dim=1))"),),
-            severity="warning",
+            severity="info" if steps else "warning",
         )
     if loss.kind == "nll" and out.producer != "log_softmax" and not out.rows_sum_to_one \
             and out.stats.max > 0:
