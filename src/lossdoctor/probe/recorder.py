@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +64,9 @@ class Recorder:
     phase: str = "model"
     depth: int = 0          # > 0 while inside a recorded module: its internal ops are not re-recorded
     busy: bool = False      # True while the probe itself computes statistics
-    producers: dict[tuple[int, tuple[int, ...]], Pending] = field(default_factory=dict)
+    # (data_ptr, shape) -> (record, weak reference to the tensor that holds that memory): a
+    # freed tensor's memory is reused by later ones, so an entry counts only while it is alive
+    producers: dict[tuple[int, tuple[int, ...]], tuple[Pending, Any]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     enabled: bool = True    # hooks stay registered but record nothing while False (monitor)
 
@@ -85,13 +88,16 @@ class Recorder:
         """The record whose output is ``t`` (same storage and shape), if any."""
         if not isinstance(t, torch.Tensor) or t.numel() == 0:
             return None
-        return self.producers.get((t.data_ptr(), tuple(t.shape)))
+        hit = self.producers.get((t.data_ptr(), tuple(t.shape)))
+        if hit is None or hit[1]() is None:
+            return None
+        return hit[0]
 
     def alias(self, out: torch.Tensor, inp: torch.Tensor) -> None:
         """Let a pass-through op's output (dropout, a view) point at its input's producer."""
         src = self.producer(inp)
         if src is not None and out.numel():
-            self.producers[(out.data_ptr(), tuple(out.shape))] = src
+            self.producers[(out.data_ptr(), tuple(out.shape))] = (src, weakref.ref(out))
 
     def record(
         self,
@@ -147,7 +153,7 @@ class Recorder:
                 self._watch_grad(p, out)
             self.pending.append(p)
             if out.numel():
-                self.producers[(out.data_ptr(), tuple(out.shape))] = p
+                self.producers[(out.data_ptr(), tuple(out.shape))] = (p, weakref.ref(out))
             return p
         finally:
             self.busy = False
