@@ -5,10 +5,11 @@ is a probability: p in (0, 1) for each binary output (a sigmoid), and a distribu
 classes when they are exclusive (a softmax). A ReLU or linear output is neither: torch's BCE
 raises on values outside [0, 1], Keras-style clipping turns them into log(1e-7) = -16 with zero
 gradient, and values that happen to fall inside [0, 1] at init leave it after a few steps.
-Independent sigmoids over exclusive one-hot classes do not sum to 1: renormalising them (as Keras'
-categorical cross-entropy does) or taking log p_y alone leaves the other classes' scores free, so
-the model is not pushed to rank the right class first. No threshold: the producer of the output,
-its range and the target structure decide.
+Independent sigmoids over exclusive classes (one-hot rows or class indices) do not sum to 1:
+renormalising them (as Keras' categorical cross-entropy does) or taking log p_y alone leaves the
+other classes' scores free, so the model is not pushed to rank the right class first. When the
+loss clips or renormalises on the way to the log, the model's own output is judged. No threshold:
+the producer of the output, its range and the target structure decide.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def non_probability_into_prob_loss(trace: Trace, th: Thresholds) -> list[Finding
             return []
         producer, lo, hi = log.source_op, log.inputs.min, log.inputs.max
         unit = lo >= 0 and hi <= 1
+        head = next((layer for layer in reversed(trace.layers)
+                     if layer.is_output and layer.phase == "model"), None)
+        if producer is None and head is not None:
+            # clipped / renormalised on the way (Keras' sparse CE): judge what the model returned
+            producer, lo, hi = head.op, head.output.min, head.output.max
+            unit = lo >= 0 and hi <= 1
     evidence: dict[str, object] = {
         "loss": trace.loss.kind, "likelihood": kind, "output_op": producer or "linear",
         "output_min": lo, "output_max": hi,
@@ -83,11 +90,12 @@ def non_probability_into_prob_loss(trace: Trace, th: Thresholds) -> list[Finding
                  if kind == "binary" else
                  "loss_fn = nn.CrossEntropyLoss()   # logits (B, K), class indices y.argmax(1)"),),
         )]
-    if producer == "sigmoid" and kind == "categorical" and k >= 3 and not out.rows_sum_to_one:
+    k = k if k > 1 else max(trace.n_classes or 0, 1)
+    if producer == "sigmoid" and kind == "categorical" and k >= 2 and not out.rows_sum_to_one:
         return [Finding(
             "non-probability-into-prob-loss", "warning", "loss", evidence,
             f"{k} independent sigmoid outputs feed a categorical log-likelihood over exclusive "
-            "one-hot classes; they are not a distribution (rows do not sum to 1).",
+            "classes; they are not a distribution (rows do not sum to 1).",
             "With exclusive classes the model must say which one is right: softmax couples the "
             "scores so raising one lowers the others. Independent sigmoids are scored one at a "
             "time (or renormalised after the fact), so nothing pushes the wrong classes down and "
