@@ -61,11 +61,11 @@ def non_probability_into_prob_loss(trace: Trace, th: Thresholds) -> list[Finding
             return []
         producer, lo, hi = log.source_op, log.inputs.min, log.inputs.max
         unit = lo >= 0 and hi <= 1
-        head = next((layer for layer in reversed(trace.layers)
-                     if layer.is_output and layer.phase == "model"), None)
-        if producer is None and head is not None:
+        returned = next((layer for layer in reversed(trace.layers)
+                         if layer.is_output and layer.phase == "model"), None)
+        if producer is None and returned is not None:
             # clipped / renormalised on the way (Keras' sparse CE): judge what the model returned
-            producer, lo, hi = head.op, head.output.min, head.output.max
+            producer, lo, hi = returned.op, returned.output.min, returned.output.max
             unit = lo >= 0 and hi <= 1
     evidence: dict[str, object] = {
         "loss": trace.loss.kind, "likelihood": kind, "output_op": producer or "linear",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -176,28 +177,38 @@ def _norm(grads: list[torch.Tensor | None]) -> float:
     return math.sqrt(total)
 
 
-def probe(
-    model: nn.Module,
-    inputs: Any,
-    targets: Any,
-    loss_fn: Any,
-    optimizer: torch.optim.Optimizer | None = None,
-    task: Task | None = None,
-) -> Trace:
-    """Measure one batch. The caller guarantees state restoration (see :mod:`guard`).
+@dataclass
+class _Forward:
+    """What one forward pass and ``loss_fn`` call left behind."""
 
-    Raises:
-        ModelError: the model raised.
-        LossFnError: ``loss_fn`` returned something other than a scalar tensor.
-    """
-    rng = Snapshot(model)
-    named = list(model.named_parameters())
-    names = {id(p): n for n, p in named}
-    rec = Recorder()
-    taint = LossTaint(param_ids=dict(names))
-    mode = OpsMode(rec, taint)
+    output: Any
+    out: torch.Tensor | None
+    loss: Any
+    error: str | None
+    output_grad: list[float]
+    caught: list[warnings.WarningMessage]
+
+
+@dataclass
+class _Backward:
+    """The loss value, its graph and the gradients it gives."""
+
+    value: float = math.nan
+    requires_grad: bool = False
+    final_op: str | None = None
+    grads: list[torch.Tensor | None] = field(default_factory=list)
+    data_value: float | None = None
+    penalty_value: float | None = None
+    data_norm: float | None = None
+    penalty_norm: float | None = None
+
+
+def _forward(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any, rec: Recorder,
+             taint: LossTaint, mode: OpsMode) -> _Forward:
+    """Run the model and the loss under the hooks and the op-recording mode."""
     loss: Any = None
-    loss_error: str | None = None
+    error: str | None = None
+    output_grad: list[float] = []
     with (
         torch.enable_grad(),
         module_hooks(model, rec),
@@ -219,73 +230,67 @@ def probe(
             try:
                 loss = loss_fn(output, targets)
             except Exception as e:  # noqa: BLE001 - torch's own complaint is evidence
-                loss_error = f"{type(e).__name__}: {e}"
-        output_grad: list[float] = []
+                error = f"{type(e).__name__}: {e}"
         if out is not None and out.requires_grad:
             out.register_hook(lambda g: output_grad.append(float(rms(g))))
+    return _Forward(output, out, loss, error, output_grad, list(caught))
 
-    if loss_error is None:
-        if not isinstance(loss, torch.Tensor):
-            raise LossFnError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
-        if loss.is_complex():
-            raise LossFnError(f"loss_fn must return a real scalar, got {loss.dtype}")
-        if loss.numel() != 1:
-            raise LossFnError(
-                f"loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)} "
-                "(use reduction='mean')"
-            )
-    trainable = [p for _, p in named if p.requires_grad]
-    grads: list[torch.Tensor | None] = [None] * len(trainable)
+
+def _check_scalar(loss: Any) -> None:
+    """Raises LossFnError unless ``loss`` is a real scalar tensor."""
+    if not isinstance(loss, torch.Tensor):
+        raise LossFnError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+    if loss.is_complex():
+        raise LossFnError(f"loss_fn must return a real scalar, got {loss.dtype}")
+    if loss.numel() != 1:
+        raise LossFnError(
+            f"loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)} "
+            "(use reduction='mean')"
+        )
+
+
+def _backward(loss: torch.Tensor, trainable: list[nn.Parameter], taint: LossTaint) -> _Backward:
+    """Gradients of the loss (and of its data and penalty terms when they were split)."""
+    bw = _Backward(grads=[None] * len(trainable))
+    bw.value = float(loss.detach().double().reshape(()))
+    bw.requires_grad = bool(loss.requires_grad and loss.grad_fn is not None)
+    bw.final_op = _final_op(loss)
+    if not (bw.requires_grad and trainable):
+        return bw
     split = taint.split
-    data_norm = pen_norm = data_value = pen_value = None
-    final_op = None
-    value = math.nan
-    requires_grad = False
-    if loss_error is None:
-        value = float(loss.detach().double().reshape(()))
-        requires_grad = bool(loss.requires_grad and loss.grad_fn is not None)
-        final_op = _final_op(loss)
-        if requires_grad and trainable:
-            if split is not None:
-                data_value = float(split.data.detach().double().sum())
-                pen_value = split.sign * float(split.penalty.detach().double().sum())
-                if split.data.requires_grad:
-                    data_norm = _norm(_grads(split.data.sum(), trainable, True))
-                if split.penalty.requires_grad:
-                    pen_norm = _norm(_grads(split.penalty.sum(), trainable, True))
-            grads = _grads(loss.reshape(()), trainable, False)
+    if split is not None:
+        bw.data_value = float(split.data.detach().double().sum())
+        bw.penalty_value = split.sign * float(split.penalty.detach().double().sum())
+        if split.data.requires_grad:
+            bw.data_norm = _norm(_grads(split.data.sum(), trainable, True))
+        if split.penalty.requires_grad:
+            bw.penalty_norm = _norm(_grads(split.penalty.sum(), trainable, True))
+    bw.grads = _grads(loss.reshape(()), trainable, False)
+    return bw
 
-    layers = rec.layers()
-    lc: LossCall | None = mode.loss_call
-    pred_t = lc.prediction if lc is not None else out
-    producer = None
-    if lc is not None:
-        producer = lc.producer
-    elif out is not None:
-        hit = rec.producer(out)
-        producer = hit.op if hit is not None else grad_fn_producer(out)
-    prediction = _prediction_stats(pred_t, producer) if pred_t is not None else None
-    target_t = lc.target if lc is not None and isinstance(lc.target, torch.Tensor) else (
-        targets if isinstance(targets, torch.Tensor) else first_tensor(targets))
-    ignore = lc.ignore_index if lc is not None else None
-    target_stats = _target_stats(target_t, ignore) if target_t is not None else None
 
+def _loss_stats(lc: LossCall | None, fw: _Forward, bw: _Backward, loss_fn: Any) -> LossStats:
     reduction = lc.reduction if lc is not None else None
-    if reduction is None and final_op is not None:
-        if final_op.startswith("SumBackward"):
+    if reduction is None and bw.final_op is not None:
+        if bw.final_op.startswith("SumBackward"):
             reduction = "sum"
-        elif final_op.startswith("MeanBackward"):
+        elif bw.final_op.startswith("MeanBackward"):
             reduction = "mean"
-    kind = lc.kind if lc is not None else "custom"
-    loss_stats = LossStats(
-        value=value, kind=kind, reduction=reduction, source=_loss_source(loss_fn),
-        requires_grad=requires_grad, error=loss_error, data_value=data_value,
-        penalty_value=pen_value, data_grad_norm=data_norm, penalty_grad_norm=pen_norm,
-        output_grad_rms=output_grad[0] if output_grad else None, final_op=final_op,
-        label_smoothing=lc.label_smoothing if lc is not None else 0.0, ignore_index=ignore,
+    return LossStats(
+        value=bw.value, kind=lc.kind if lc is not None else "custom", reduction=reduction,
+        source=_loss_source(loss_fn), requires_grad=bw.requires_grad, error=fw.error,
+        data_value=bw.data_value, penalty_value=bw.penalty_value, data_grad_norm=bw.data_norm,
+        penalty_grad_norm=bw.penalty_norm,
+        output_grad_rms=fw.output_grad[0] if fw.output_grad else None, final_op=bw.final_op,
+        label_smoothing=lc.label_smoothing if lc is not None else 0.0,
+        ignore_index=lc.ignore_index if lc is not None else None,
     )
 
-    opt_stats, per_param = _optimizer_stats(optimizer, names)
+
+def _param_stats(model: nn.Module, named: list[tuple[str, nn.Parameter]],
+                 trainable: list[nn.Parameter], grads: list[torch.Tensor | None],
+                 per_param: Mapping[str, tuple[float | None, float]],
+                 taint: LossTaint) -> list[ParamStats]:
     roles = _roles(model)
     grad_of = {id(p): g for p, g in zip(trainable, grads, strict=True)}
     params = []
@@ -301,36 +306,92 @@ def probe(
                 requires_grad=p.requires_grad, weight_decay=wd, lr=lr,
                 in_loss_penalty=n in taint.params_read,
             ))
+    return params
+
+
+def _origin(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any, rng: Snapshot,
+            params: list[ParamStats]) -> NonfiniteOrigin | None:
+    """Replay the batch with the same RNG state to name the first op that made a NaN/Inf."""
+    rng.restore()
+    origin = nonfinite.locate(
+        model, lambda: call_model(model, inputs), lambda o: loss_fn(o, targets), inputs, targets,
+    )
+    if origin is None:
+        bad = [p.name for p in params if p.grad_nonfinite]
+        if bad:
+            origin = NonfiniteOrigin(
+                where=bad[-1], op="backward", phase="backward",
+                detail=f"forward values finite; gradients of {len(bad)} parameter(s) are not",
+            )
+    return origin
+
+
+def probe(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    optimizer: torch.optim.Optimizer | None = None,
+    task: Task | None = None,
+) -> Trace:
+    """Measure one batch. The caller guarantees state restoration (see :mod:`guard`).
+
+    Steps: forward and loss under hooks, gradients, then the records of the prediction, the
+    targets, the loss, the parameters and (when something went non-finite) its origin.
+
+    Raises:
+        ModelError: the model raised.
+        LossFnError: ``loss_fn`` returned something other than a scalar tensor.
+    """
+    rng = Snapshot(model)
+    named = list(model.named_parameters())
+    names = {id(p): n for n, p in named}
+    rec = Recorder()
+    taint = LossTaint(param_ids=dict(names))
+    mode = OpsMode(rec, taint)
+    fw = _forward(model, inputs, targets, loss_fn, rec, taint, mode)
+    trainable = [p for _, p in named if p.requires_grad]
+    bw = _Backward(grads=[None] * len(trainable))
+    if fw.error is None:
+        _check_scalar(fw.loss)
+        bw = _backward(fw.loss, trainable, taint)
+
+    layers = rec.layers()
+    lc: LossCall | None = mode.loss_call
+    out = fw.out
+    pred_t = lc.prediction if lc is not None else out
+    producer = None
+    if lc is not None:
+        producer = lc.producer
+    elif out is not None:
+        hit = rec.producer(out)
+        producer = hit.op if hit is not None else grad_fn_producer(out)
+    prediction = _prediction_stats(pred_t, producer) if pred_t is not None else None
+    target_t = lc.target if lc is not None and isinstance(lc.target, torch.Tensor) else (
+        targets if isinstance(targets, torch.Tensor) else first_tensor(targets))
+    ignore = lc.ignore_index if lc is not None else None
+    target_stats = _target_stats(target_t, ignore) if target_t is not None else None
+    loss_stats = _loss_stats(lc, fw, bw, loss_fn)
+
+    opt_stats, per_param = _optimizer_stats(optimizer, names)
+    params = _param_stats(model, named, trainable, bw.grads, per_param, taint)
     taint.tags.clear()
 
     shape = tuple(pred_t.shape) if pred_t is not None else ()
-    inferred, n_classes = infer_task(kind, shape, target_stats, task)
+    inferred, n_classes = infer_task(loss_stats.kind, shape, target_stats, task)
     batch = int(out.shape[0]) if out is not None and out.dim() >= 1 else 1
 
-    origin = None
     saw_nonfinite = (
-        not math.isfinite(value) and loss_error is None
+        not math.isfinite(bw.value) and fw.error is None
         or any(layer.output.nonfinite or layer.grad_nonfinite for layer in layers)
         or any(p.grad_nonfinite for p in params)
         or (prediction is not None and prediction.stats.nonfinite > 0)
     )
-    if saw_nonfinite:
-        rng.restore()
-        origin = nonfinite.locate(
-            model, lambda: call_model(model, inputs), lambda o: loss_fn(o, targets), inputs,
-            targets,
-        )
-        if origin is None:
-            bad = [p.name for p in params if p.grad_nonfinite]
-            if bad:
-                origin = NonfiniteOrigin(
-                    where=bad[-1], op="backward", phase="backward",
-                    detail=f"forward values finite; gradients of {len(bad)} parameter(s) are not",
-                )
+    origin = _origin(model, inputs, targets, loss_fn, rng, params) if saw_nonfinite else None
     return Trace(
         task=inferred, n_classes=n_classes, batch_size=batch, layers=layers,
         params=tuple(params), loss=loss_stats, output=prediction, targets=target_stats,
         inputs=_input_stats(inputs), optimizer=opt_stats, nonfinite_origin=origin,
-        notes=tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
+        notes=tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in fw.caught)),
     )
 
