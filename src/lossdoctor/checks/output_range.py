@@ -40,11 +40,11 @@ def output_range_mismatch(trace: Trace, th: Thresholds) -> list[Finding]:
     lo, hi = RANGES[out.producer]
     t_min, t_max = tg.stats.min, tg.stats.max
     spread = t_max - t_min
-    excess = max(0.0, t_max - hi) + max(0.0, lo - t_min)
-    if spread <= 0 or excess / spread <= th.range_excess:
-        if not (spread == 0 and not lo <= t_min <= hi):
-            return []
-    share = excess / spread if spread > 0 else 1.0
+    # the part of [t_min, t_max] outside [lo, hi], as a share of the span
+    overlap = max(0.0, min(t_max, hi) - max(t_min, lo))
+    share = (spread - overlap) / spread if spread > 0 else float(not lo <= t_min <= hi)
+    if share <= th.range_excess:
+        return []
     mean_out = not lo <= tg.stats.mean <= hi
     reach = f"[{g(lo)}, {g(hi)}]" if math.isfinite(hi) else f"[{g(lo)}, inf)"
     return [Finding(
