@@ -127,3 +127,19 @@ def test_without_loss_fn_the_first_step_is_not_diagnosed() -> None:
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10), nn.Softmax(dim=1))
     found = codes(train(model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=60))
     assert "double-softmax" not in found
+
+
+def run_of(losses: list[float]) -> ld.Report:
+    with ld.Monitor(nn.Linear(2, 2), every=10, on_finding="ignore") as mon:
+        for v in losses:
+            mon.observe(v)
+    return mon.report()
+
+
+def test_an_early_plateau_the_run_left_behind_is_withdrawn_with_a_note() -> None:
+    stuck_then_learns = [1.0] * 40 + [1.0 * 0.98 ** i for i in range(260)]
+    report = run_of(stuck_then_learns)
+    assert "loss-plateau" not in report.codes
+    assert any(n.startswith("loss-plateau at step") and "withdrawn" in n for n in report.trace.notes)
+    stuck = run_of([1.0 + 0.001 * (i % 2) for i in range(300)])
+    assert "loss-plateau" in stuck.codes and not stuck.trace.notes

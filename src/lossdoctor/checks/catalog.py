@@ -558,10 +558,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "loss-plateau", "the training loss is stuck near its start", ("warning",), "run",
         "Monitor: the moving average improved by less than `plateau` over two windows while "
-        "still above half its first value.",
+        "still above half its first value; withdrawn from the report when the loss later fell "
+        "below settled x its level at that step.",
         "The gradient carries no usable signal: vanishing gradients, dead units, tiny lr, a "
         "loss/target mismatch.",
-        ("plateau",),
+        ("plateau", "settled"),
         {"smoothed_loss": "moving average now", "two_windows_ago": "two windows before",
          "first": "first smoothed value", **STEP, **LINES},
         None, "run a one-batch diagnosis of the current model",

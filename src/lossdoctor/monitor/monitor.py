@@ -9,6 +9,7 @@ and read back on scheduled steps only, so the default schedule adds no per-step 
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -21,6 +22,7 @@ from torch import nn
 from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError
 from lossdoctor.findings import SEVERITY_RANK, Finding
+from lossdoctor.fmt import g
 from lossdoctor.probe.hooks import first_tensor, module_hooks
 from lossdoctor.probe.recorder import Recorder
 from lossdoctor.probe.run import tensor_stats
@@ -361,5 +363,35 @@ class Monitor:
             loss=LossStats(value=self.losses[-1] if self.losses else math.nan, kind="custom",
                            reduction=None, source="monitor", requires_grad=True),
             output=None, targets=None, inputs=None, optimizer=None)
-        return Report(trace=trace,
-                      findings=sorted(self.findings, key=lambda f: -SEVERITY_RANK[f.severity]))
+        kept, notes = self._outcome()
+        if notes:
+            trace = replace(trace, notes=(*trace.notes, *notes))
+        return Report(trace=trace, findings=sorted(kept, key=lambda f: -SEVERITY_RANK[f.severity]))
+
+    # Findings about how the run was going, which the rest of the run can contradict.
+    _TRANSIENT = frozenset({"loss-plateau", "loss-oscillating", "lr-too-high"})
+
+    def _outcome(self) -> tuple[list[Finding], list[str]]:
+        """Withdraw run findings that the rest of the run contradicted.
+
+        A plateau, an oscillation or a large update ratio seen early is judged by its consequence:
+        when the smoothed loss at the end is below ``settled`` (a quarter) of its value at the
+        step of the finding, training went on fine and the finding is withdrawn with a note. A
+        blow-up (``peak_step`` in the evidence) is never withdrawn.
+        """
+        w = self.window
+        if len(self.losses) < 2 * w or any(not math.isfinite(v) for v in self.losses):
+            return list(self.findings), []
+        end = statistics.fmean(self.losses[-w:])
+        kept, notes = [], []
+        for f in self.findings:
+            step = f.evidence.get("step")
+            if (f.code in self._TRANSIENT and "peak_step" not in f.evidence and isinstance(step, int)
+                    and 1 <= step <= len(self.losses) - w):
+                then = statistics.fmean(self.losses[max(0, step - w):step])
+                if then > 0 and end < self.thresholds.settled * then:
+                    notes.append(f"{f.code} at step {step} withdrawn: the loss went on from "
+                                 f"{g(then)} to {g(end)} (below {g(self.thresholds.settled)}x)")
+                    continue
+            kept.append(f)
+        return kept, notes
