@@ -85,21 +85,23 @@ _LR_EVIDENCE = {
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "init-loss-high", "loss at initialisation far above the chance level", ("error", "warning"),
-        "batch",
+        "init-loss-high", "loss at initialisation far above the chance level",
+        ("error", "warning", "info"), "batch",
         "The first loss against what an uncertain model gets: ln K for K classes, ln 2 per binary "
         "output, var(y) for MSE. Fires above the loss that logits of std init_loss_scale give "
-        "(error at init_loss_error_scale); a penalty inside loss_fn is excluded.",
+        "(error at init_loss_error_scale); a penalty inside loss_fn is excluded. A regression "
+        "warning whose probe steps already cut the loss by learning_progress is info.",
         "A confidently wrong start spends the first steps undoing the init; with huge logits the "
         "softmax is saturated and the loss can go non-finite within steps.",
-        ("init_loss_scale", "init_loss_error_scale"),
+        ("init_loss_scale", "init_loss_error_scale", "learning_progress"),
         {"loss": "first loss (per example for sum reduction; data term only)",
          "chance_level": "what a uniform prediction scores", "chance_definition": "how",
          "warning_loss": "loss at the warning line", "error_loss": "loss at the error line",
          "ratio_to_chance": "loss / chance level", "output_rms": "rms of the model output",
          "label_prior_entropy": "entropy of the label distribution (multiclass)",
          "signal_gain_per_layer": "forward growth per layer when the signal explodes",
-         "predicted_initial_loss": "mean-field prediction from the weights alone", **LINES},
+         "predicted_initial_loss": "mean-field prediction from the weights alone",
+         "probe_loss": "loss before and after the probe steps when they learn", **LINES},
         "reinit", "He/Xavier init with zero biases and a small output layer",
         "nn.init.normal_(w, std=0.5) on 750-wide ReLU layers: first loss 6e6",
         "nn.init.kaiming_normal_(w, nonlinearity='relu'); zeros_(b): first loss 2.3 = ln 10",

@@ -18,6 +18,7 @@ import numpy as np
 from lossdoctor.checks.base import check
 from lossdoctor.checks.depth import activation_family, extreme, linear_layers, signal_points
 from lossdoctor.checks.fixes import init_name, reinit_fix, small_head_fix
+from lossdoctor.checks.progress import learns
 from lossdoctor.findings import Finding
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -141,9 +142,18 @@ def init_loss_high(trace: Trace, th: Thresholds) -> list[Finding]:
     fixes = [reinit_fix(family)]
     if lin:
         fixes.append(small_head_fix(lin[-1].name))
+    severity = "error" if value > err else "warning"
+    steps = learns(trace, th) if trace.task == "regression" else None
+    if severity == "warning" and steps is not None:
+        # offset targets the output bias is already catching up with: worth knowing, not hurting
+        severity = "info"
+        evidence["probe_loss"] = list(steps)
+        evidence["lines"] = {**evidence["lines"],  # type: ignore[dict-item]
+                             "learning_progress": th.learning_progress}
+        parts.append(f"the probe steps already bring it down ({g(steps[0])} -> {g(steps[1])})")
     return [Finding(
         code="init-loss-high",
-        severity="error" if value > err else "warning",
+        severity=severity,  # type: ignore[arg-type]
         where="loss",
         evidence=evidence,
         summary="; ".join(parts) + ".",
