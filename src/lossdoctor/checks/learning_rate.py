@@ -17,6 +17,7 @@ import math
 import statistics
 
 from lossdoctor.checks.base import check
+from lossdoctor.checks.progress import progress
 from lossdoctor.findings import Finding, Fix
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -47,7 +48,7 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     diverged = not math.isfinite(last)
     # measured against |first| so that a falling negative loss (Gaussian NLL) reads as falling
     rising = diverged or last - first > (th.loss_rise - 1) * abs(first)
-    learns = not diverged and first - last >= th.learning_progress * abs(first)
+    learns = progress(st.losses, th) is not None
     if st.closure and ratio is not None and not rising:
         ratio = None
     if ratio == 0 and st.lr > 0:
@@ -108,8 +109,8 @@ def run_learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     finite = [v for v in run.losses if math.isfinite(v)]
     first = run.losses[0]
     peak = max(finite) if finite else math.nan
-    blew_up = len(finite) < len(run.losses) or (
-        math.isfinite(first) and first > 0 and peak > th.diverge * first)
+    rose = math.isfinite(first) and first > 0 and bool(finite) and peak > th.diverge * first
+    blew_up = rose or len(finite) < len(run.losses)
     ratio = statistics.median(run.update_ratios) if run.update_ratios else None
     evidence: dict[str, object] = {"step": run.step, "update_ratio_median": ratio,
                                    "loss_first": first, "loss_peak": peak, "lines": lines}
@@ -120,12 +121,12 @@ def run_learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
                    "(Karpathy, CS231n); far above 1e-3 the run jumps around, far below it barely "
                    "moves. A loss that climbs far above where it started took steps beyond "
                    "2 / (largest curvature).")
-    if blew_up and math.isfinite(first) and first > 0 and finite and peak > th.diverge * first:
+    if rose:
         at = run.losses.index(peak) + 1
-        rose = f"the loss rose from {g(first)} at step 1 to {g(peak)} at step {at}"
         return [Finding(
             "lr-too-high", "warning", "optimizer", {**evidence, "peak_step": at},
-            f"step {run.step}: {rose} (line {g(th.diverge)}x)" + (f"; {why}." if why else "."),
+            f"step {run.step}: the loss rose from {g(first)} at step 1 to {g(peak)} at step {at} "
+            f"(line {g(th.diverge)}x)" + (f"; {why}." if why else "."),
             explanation, (_fix(0.1),))]
     if ratio is None or (ratio <= th.update_ratio_high and (ratio >= th.update_ratio_low
                                                           or blew_up)):

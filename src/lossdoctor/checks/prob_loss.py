@@ -60,13 +60,12 @@ def non_probability_into_prob_loss(trace: Trace, th: Thresholds) -> list[Finding
         if log is None or log.inputs is None:
             return []
         producer, lo, hi = log.source_op, log.inputs.min, log.inputs.max
-        unit = lo >= 0 and hi <= 1
         returned = next((layer for layer in reversed(trace.layers)
                          if layer.is_output and layer.phase == "model"), None)
         if producer is None and returned is not None:
             # clipped / renormalised on the way (Keras' sparse CE): judge what the model returned
             producer, lo, hi = returned.op, returned.output.min, returned.output.max
-            unit = lo >= 0 and hi <= 1
+        unit = lo >= 0 and hi <= 1
     evidence: dict[str, object] = {
         "loss": trace.loss.kind, "likelihood": kind, "output_op": producer or "linear",
         "output_min": lo, "output_max": hi,

@@ -13,12 +13,16 @@ from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
 
-def learns(trace: Trace, th: Thresholds) -> tuple[float, float] | None:
-    """(first, last) probe loss when the steps show real progress, else None."""
-    st = trace.steps
-    if st is None or len(st.losses) < 2:
+def progress(losses: tuple[float, ...], th: Thresholds) -> tuple[float, float] | None:
+    """(first, last) of a loss series that fell by ``learning_progress`` of |first|, else None."""
+    if len(losses) < 2:
         return None
-    first, last = st.losses[0], st.losses[-1]
+    first, last = losses[0], losses[-1]
     if not (math.isfinite(first) and math.isfinite(last)):
         return None
     return (first, last) if first - last >= th.learning_progress * abs(first) else None
+
+
+def learns(trace: Trace, th: Thresholds) -> tuple[float, float] | None:
+    """(first, last) probe loss when the probe steps show real progress, else None."""
+    return progress(trace.steps.losses, th) if trace.steps is not None else None

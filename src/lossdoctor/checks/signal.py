@@ -52,8 +52,8 @@ def signal_scale(trace: Trace, th: Thresholds) -> list[Finding]:
         a, b = pts[run.start], pts[run.end]
         evidence: dict[str, object] = {
             "from_layer": a[0], "to_layer": b[0], "rms_from": a[1], "rms_to": b[1],
-            "ratio": run.ratio, "gain_per_layer": run.per_layer, "lines": {"signal_ratio": th.signal_ratio,
-                      "signal_error_ratio": th.signal_error_ratio},
+            "ratio": run.ratio, "gain_per_layer": run.per_layer,
+            "lines": {"signal_ratio": th.signal_ratio, "signal_error_ratio": th.signal_error_ratio},
             "pre_activation_rms": [p[1] for p in pts],
         }
         summary = (

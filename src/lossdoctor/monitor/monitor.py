@@ -100,7 +100,6 @@ class Monitor:
         self.writer = writer
         self.thresholds = thresholds or Thresholds()
         self.loss_fn = loss_fn
-        self.first_report: Report | None = None
         self.notes: list[str] = []
         self._diagnosed = False
         self.step = 0
@@ -263,7 +262,6 @@ class Monitor:
             return
         finally:
             self._rec.enabled, self._seen = enabled, seen
-        self.first_report = report
         for f in report.findings:
             self._emit(f)
 
@@ -364,8 +362,8 @@ class Monitor:
                            reduction=None, source="monitor", requires_grad=True),
             output=None, targets=None, inputs=None, optimizer=None)
         kept, notes = self._outcome()
-        if notes:
-            trace = replace(trace, notes=(*trace.notes, *notes))
+        if self.notes or notes:
+            trace = replace(trace, notes=(*trace.notes, *self.notes, *notes))
         return Report(trace=trace, findings=sorted(kept, key=lambda f: -SEVERITY_RANK[f.severity]))
 
     # Findings about how the run was going, which the rest of the run can contradict.
