@@ -18,7 +18,7 @@ import numpy as np
 from lossdoctor.checks.base import check
 from lossdoctor.checks.depth import activation_family, extreme, linear_layers, signal_points
 from lossdoctor.checks.fixes import init_name, reinit_fix, small_head_fix
-from lossdoctor.checks.progress import learns
+from lossdoctor.checks.progress import learns, record_progress
 from lossdoctor.findings import Finding
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -147,10 +147,8 @@ def init_loss_high(trace: Trace, th: Thresholds) -> list[Finding]:
     if severity == "warning" and steps is not None:
         # offset targets the output bias is already catching up with: worth knowing, not hurting
         severity = "info"
-        evidence["probe_loss"] = list(steps)
-        evidence["lines"] = {**evidence["lines"],  # type: ignore[dict-item]
-                             "learning_progress": th.learning_progress}
-        parts.append(f"the probe steps already bring it down ({g(steps[0])} -> {g(steps[1])})")
+        parts.append(f"the probe steps already bring it down "
+                     f"({record_progress(evidence, steps, th)})")
     return [Finding(
         code="init-loss-high",
         severity=severity,  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lossdoctor.checks.base import check
-from lossdoctor.checks.progress import learns
+from lossdoctor.checks.progress import learns, record_progress
 from lossdoctor.findings import Finding, Fix
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -46,10 +46,9 @@ def mse_on_saturating_output(trace: Trace, th: Thresholds) -> list[Finding]:
     if z is not None and s * (1 - s) >= 0.125 and steps is not None:
         # not saturated yet (|z| < 1.76: slope above half its peak) and the probe steps learn
         severity = "info"
-        evidence["probe_loss"] = list(steps)
-        evidence["lines"] = {"learning_progress": th.learning_progress}
-        slope += (f"; the output is not saturated yet and the probe steps learn (loss "
-                  f"{g(steps[0])} -> {g(steps[1])}): it slows down once outputs grow confident")
+        slope += (f"; the output is not saturated yet and the probe steps learn "
+                  f"({record_progress(evidence, steps, th)}): it slows down once outputs grow "
+                  "confident")
     return [Finding(
         code="mse-on-saturating-output",
         severity=severity,  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Trace
 
@@ -26,3 +27,17 @@ def progress(losses: tuple[float, ...], th: Thresholds) -> tuple[float, float] |
 def learns(trace: Trace, th: Thresholds) -> tuple[float, float] | None:
     """(first, last) probe loss when the probe steps show real progress, else None."""
     return progress(trace.steps.losses, th) if trace.steps is not None else None
+
+
+def record_progress(evidence: dict[str, object], steps: tuple[float, float],
+                    th: Thresholds) -> str:
+    """Put the probe losses and the ``learning_progress`` line into a finding's evidence.
+
+    Returns:
+        ``"loss A -> B"`` for its summary.
+    """
+    evidence["probe_loss"] = list(steps)
+    lines = evidence.get("lines")
+    evidence["lines"] = {**(lines if isinstance(lines, dict) else {}),
+                         "learning_progress": th.learning_progress}
+    return f"loss {g(steps[0])} -> {g(steps[1])}"

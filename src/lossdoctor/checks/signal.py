@@ -23,7 +23,7 @@ from lossdoctor.checks.depth import (
     weight_gain,
 )
 from lossdoctor.checks.fixes import init_name, reinit_fix
-from lossdoctor.checks.progress import learns
+from lossdoctor.checks.progress import learns, record_progress
 from lossdoctor.findings import Finding
 from lossdoctor.fmt import g
 from lossdoctor.thresholds import Thresholds
@@ -81,10 +81,7 @@ def signal_scale(trace: Trace, th: Thresholds) -> list[Finding]:
             summary += f"; {trace.optimizer.name} rescales each step, so this costs less here"  # type: ignore[union-attr]
         if not grow and severity == "warning" and steps is not None:
             severity = "info"  # the consequence decides: the set-up still learns
-            evidence["probe_loss"] = list(steps)
-            evidence["lines"] = {**evidence["lines"],  # type: ignore[dict-item]
-                                 "learning_progress": th.learning_progress}
-            summary += (f"; the probe steps still learn (loss {g(steps[0])} -> {g(steps[1])}), "
+            summary += (f"; the probe steps still learn ({record_progress(evidence, steps, th)}), "
                         "so this costs little here")
         findings.append(Finding(
             code="signal-exploding" if grow else "signal-vanishing",
