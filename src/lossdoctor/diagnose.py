@@ -167,8 +167,8 @@ def diagnose(
             f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
     if task is not None and task not in TASKS:
         raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    if _lazy(model):
-        lazy = _lazy(model)
+    lazy = _lazy(model)
+    if lazy:
         case = _materialised(model, inputs, targets, loss_fn, optimizer)
         report = diagnose(case.model, inputs, targets, case.loss_fn, case.optimizer, task=task,
                           verify_steps=verify_steps, thresholds=thresholds)
