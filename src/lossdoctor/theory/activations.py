@@ -24,6 +24,8 @@ FUNCS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "selu": F.selu, "celu": F.celu, "softplus": F.softplus, "mish": F.mish,
     "hardtanh": F.hardtanh, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
     "softsign": F.softsign, "relu6": F.relu6, "identity": lambda z: z,
+    "gelu_tanh": lambda z: F.gelu(z, approximate="tanh"),
+    "quick_gelu": lambda z: z * torch.sigmoid(1.702 * z),
 }
 
 

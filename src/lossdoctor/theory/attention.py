@@ -1,0 +1,128 @@
+"""Attention at initialisation: logits, softmax over keys, and the probability-weighted sum.
+
+Logits ``l = q k^T * scale`` of independent q and k have mean ``m_q m_k`` and, for a fixed query,
+variance across keys ``sigma^2 = scale^2 sum_j E[q_j^2] Var[k_j]`` (a shift common to all keys
+cancels in the softmax). With per-key means mu_t (a mask adds -inf) and independent Gaussian
+fluctuations, ``e^{l_t}`` is log-normal: ``w_t = E[e^{l_t}] = e^{mu_t + sigma^2/2}``,
+``A_t = E[e^{2 l_t}] = e^{2 mu_t + 2 sigma^2}``. The ratio of expectations (second-order delta
+method) gives
+
+    E[p_t]   = (A_t + w_t (W - w_t)) / D,     E[p_t^2] = A_t / D,
+    D = E[(sum_u e^{l_u})^2] = W^2 + sum_u (A_u - w_u^2),   W = sum_u w_u,
+
+exact for one key and for sigma = 0 (uniform attention over the n allowed keys, sum p^2 = 1/n),
+and E[p] sums to one. With small logits at init (Xiong et al. 2020; weights of std 0.02 give
+sigma^2 ~ 1e-3) each row is close to uniform over its allowed keys. The output
+``o = sum_t p_t V_t`` of values independent across positions then has mean ``sum_t E[p_t] m_V``
+and variance ``sum_t E[p_t^2] Var[V_t]``: attention shrinks the fluctuation by sum p^2 (1/(s+1)
+at causal position s) and keeps the mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
+from lossdoctor.theory.ops import drop
+
+def _full_last2(s: torch.Tensor, rows: int, cols: int, left: bool) -> torch.Tensor:
+    """Expand the contracted dim (last of the left operand, -2 of the right) to its size."""
+    if left:
+        return s.expand(*s.shape[:-1], cols)
+    return s.expand(*s.shape[:-2], rows, s.shape[-1])
+
+
+def product(a: Moments, b: Moments, inner: int, nd: int) -> Moments:
+    """a @ b for independent a and b (either may be a constant: zero variance)."""
+    if a.m.dim() < 2 or b.m.dim() < 2:
+        raise Unsupported("matmul of vectors")
+    am, av = _full_last2(a.m, 0, inner, True), _full_last2(a.v, 0, inner, True)
+    bm, bv = _full_last2(b.m, inner, 0, False), _full_last2(b.v, inner, 0, False)
+    a_s = am * am + av
+    mean = am @ bm
+    if a.probs:
+        # rows of a sum to one: their fluctuation does not move the mean of b
+        return make(mean, a_s @ bv, nd)
+    s = a_s @ (bm * bm + bv) - (am * am) @ (bm * bm) + mean * mean
+    return make(mean, s - mean * mean, nd, key_var=a_s @ bv)
+
+
+def matmul(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """matmul / mm / bmm / @ of independent operands."""
+    x, y = args[0], args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
+    a, b = lift(x), lift(y)
+    if a is None or b is None or x.dim() < 2 or y.dim() < 2:
+        raise Unsupported("matmul")
+    return product(a, b, int(x.shape[-1]), out.dim())
+
+
+def softmax_moments(mu: torch.Tensor, sigma2: torch.Tensor, nd: int) -> Moments:
+    """E[p] and Var[p] of softmax over the last dim for logits N(mu_t, sigma2_t), independent."""
+    top = mu.amax(-1, keepdim=True)
+    mu = torch.nan_to_num(mu - torch.where(torch.isfinite(top), top, 0.0), nan=-torch.inf)
+    w = torch.exp(mu + sigma2 / 2)
+    a = torch.exp(2 * mu + 2 * sigma2)
+    big_w = w.sum(-1, keepdim=True)
+    d = big_w * big_w + (a - w * w).sum(-1, keepdim=True)
+    d = torch.where(d > 0, d, 1.0)
+    p = (a + w * (big_w - w)) / d
+    p2 = a / d
+    return make(p, (p2 - p * p).clamp_min(0), nd, probs=True)
+
+
+def softmax(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """softmax over the last dim of attention logits."""
+    mo = lift(args[0])
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if mo is None or dim is None or dim % out.dim() != out.dim() - 1:
+        raise Unsupported("softmax")
+    n = int(out.shape[-1])
+    mu = mo.m.expand(*mo.m.shape[:-1], n)
+    kv = mo.key_var if mo.key_var is not None else mo.v
+    return softmax_moments(mu, kv.expand_as(mu), out.dim())
+
+
+def _heads(mo: Moments, heads: int) -> Moments:
+    """Repeat key/value statistics to the query heads (grouped-query attention)."""
+    h = mo.m.shape[-3]
+    if h in (1, heads):
+        return mo
+    return Moments(mo.m.repeat_interleave(heads // h, -3), mo.v.repeat_interleave(heads // h, -3))
+
+
+def sdpa(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+    a = dict(zip(names, args, strict=False)) | kwargs
+    q, k, v = a["query"], a["key"], a["value"]
+    mq, mk, mv = lift(q), lift(k), lift(v)
+    if mq is None or mk is None or mv is None or q.dim() < 3:
+        raise Unsupported("sdpa")
+    heads = int(q.shape[-3])
+    mk, mv = _heads(mk, heads), _heads(mv, heads)
+    scale = a.get("scale") or 1.0 / float(q.shape[-1]) ** 0.5
+    kt = Moments(mk.m.transpose(-1, -2), mk.v.transpose(-1, -2))
+    logits = product(mq, kt, int(q.shape[-1]), q.dim())
+    mu = logits.m * scale
+    kv = logits.key_var * scale * scale if logits.key_var is not None else logits.v
+    rows, cols = int(q.shape[-2]), int(k.shape[-2])
+    mask = a.get("attn_mask")
+    if isinstance(mask, torch.Tensor):
+        if mask.dtype == torch.bool:
+            mask = torch.zeros(mask.shape, dtype=torch.float64).masked_fill(~mask, -torch.inf)
+        cm = lift(mask)
+        if cm is None or bool((cm.v > 0).any()):
+            raise Unsupported("random attention mask")
+        mu = mu + cm.m
+    if a.get("is_causal"):
+        causal = torch.ones(rows, cols, dtype=torch.bool).tril()
+        mu = mu + torch.zeros(rows, cols, dtype=torch.float64).masked_fill(~causal, -torch.inf)
+    mu = mu.expand(*mu.shape[:-2], rows, cols)
+    probs = softmax_moments(mu, kv.expand_as(mu), q.dim())
+    p = float(a.get("dropout_p") or 0.0)
+    probs = drop(probs, p)
+    return product(probs, mv, cols, out.dim())
+

@@ -1,0 +1,342 @@
+"""Rules for ops that change values: sums, products, linear maps, convolutions, activations.
+
+Sums and products of independent tensors (a residual branch and its input are uncorrelated at
+init: E[x W phi(x)] = 0 over zero-mean weights; He et al. 2016):
+
+    E[a + b] = E[a] + E[b]            Var[a + b] = Var[a] + Var[b]
+    E[a b]   = E[a] E[b]              E[(a b)^2] = E[a^2] E[b^2]
+
+(a SwiGLU gate silu(x W_g) * (x W_u) is such a product). A linear map through the realised weights
+moves the mean exactly and the independent fluctuations through the squared weights:
+``m' = m W^T + b``, ``v' = v (W*W)^T``. A convolution does the same with its kernel summed over
+the taps, each tap weighted by the share of output positions where it lands inside the input
+(zero padding). Elementwise activations use the Gaussian moments of
+:mod:`~lossdoctor.theory.activations` (closed forms for ReLU, Gauss-Hermite quadrature of
+PyTorch's own function otherwise). Inverted dropout with keep probability p divides the second
+moment by p and keeps the mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lossdoctor.theory.activations import supported, unit_moments
+from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
+    return kwargs[name] if name in kwargs else (args[i] if len(args) > i else default)
+
+
+def _operand(lift: Lift, x: Any) -> Moments | float:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    mo = lift(x)
+    if mo is None:
+        raise Unsupported("operand")
+    return mo
+
+
+def _add(a: Moments | float, b: Moments | float, sign: float, nd: int) -> Moments:
+    if isinstance(a, float) and isinstance(b, float):
+        raise Unsupported("two scalars")
+    if isinstance(b, float):
+        assert isinstance(a, Moments)
+        return make(a.m + sign * b, a.v, nd, key_var=a.key_var)
+    if isinstance(a, float):
+        return make(a + sign * b.m, b.v, nd)
+    kv = a.key_var if a.key_var is not None and not bool((b.v > 0).any()) else None
+    return make(a.m + sign * b.m, a.v + b.v, nd, key_var=kv)
+
+
+def add(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """add / sub (with alpha) of independent tensors or scalars."""
+    a, b = args[0], _arg(args, kwargs, 1, "other", None)
+    alpha = float(kwargs.get("alpha", 1.0))
+    if a is b and isinstance(a, torch.Tensor):
+        mo = _operand(lift, a)
+        assert isinstance(mo, Moments)
+        return make((1 + alpha) * mo.m, (1 + alpha) ** 2 * mo.v, out.dim())
+    return _add(_operand(lift, a), _scaled(_operand(lift, b), alpha), 1.0, out.dim())
+
+
+def sub(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """a - alpha b."""
+    a, b = args[0], _arg(args, kwargs, 1, "other", None)
+    alpha = float(kwargs.get("alpha", 1.0))
+    return _add(_operand(lift, a), _scaled(_operand(lift, b), alpha), -1.0, out.dim())
+
+
+def rsub(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """other - self."""
+    return _add(_operand(lift, args[1]), _operand(lift, args[0]), -1.0, out.dim())
+
+
+def neg(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """-x."""
+    mo = _operand(lift, args[0])
+    assert isinstance(mo, Moments)
+    return Moments(-mo.m, mo.v)
+
+
+def _scaled(x: Moments | float, c: float) -> Moments | float:
+    if c == 1.0:
+        return x
+    if isinstance(x, float):
+        return x * c
+    kv = x.key_var * c * c if x.key_var is not None else None
+    return Moments(x.m * c, x.v * c * c, x.probs, kv)
+
+
+def _mul(a: Moments | float, b: Moments | float, nd: int) -> Moments:
+    if isinstance(a, float):
+        a, b = b, a
+    if isinstance(a, float):
+        raise Unsupported("two scalars")
+    if isinstance(b, float):
+        out = _scaled(a, b)
+        assert isinstance(out, Moments)
+        return make(out.m, out.v, nd, probs=out.probs, key_var=out.key_var)
+    m = a.m * b.m
+    return make(m, a.s * b.s - m * m, nd)
+
+
+def mul(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """a * b for independent a, b; x * x uses the Gaussian fourth moment."""
+    a, b = args[0], _arg(args, kwargs, 1, "other", None)
+    if a is b and isinstance(a, torch.Tensor):
+        mo = _operand(lift, a)
+        assert isinstance(mo, Moments)
+        m, v = mo.m, mo.v
+        mean = m * m + v
+        fourth = m**4 + 6 * m * m * v + 3 * v * v
+        return make(mean, fourth - mean * mean, out.dim())
+    return _mul(_operand(lift, a), _operand(lift, b), out.dim())
+
+
+def div(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """a / c for a constant or scalar c."""
+    if kwargs.get("rounding_mode") is not None:
+        raise Unsupported("rounding division")
+    a, b = _operand(lift, args[0]), _operand(lift, _arg(args, kwargs, 1, "other", None))
+    if isinstance(b, float):
+        return _mul(a, 1.0 / b, out.dim())
+    if bool((b.v > 0).any()):
+        raise Unsupported("division by a random tensor")
+    return _mul(a, Moments(1.0 / b.m, torch.zeros_like(b.m)), out.dim())
+
+
+def _affine(mo: Moments, w: torch.Tensor, b: torch.Tensor | None, nd: int) -> Moments:
+    """x W^T + b on the last dim: exact mean, fluctuations through W*W."""
+    w = w.detach().double()
+    m = mo.m.expand(*mo.m.shape[:-1], w.shape[1])
+    v = mo.v.expand(*mo.v.shape[:-1], w.shape[1])
+    mean = m @ w.T
+    if b is not None:
+        mean = mean + b.detach().double()
+    return make(mean, v @ (w * w).T, nd)
+
+
+def linear(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """F.linear(x, W, b)."""
+    mo = lift(args[0])
+    w, b = _arg(args, kwargs, 1, "weight", None), _arg(args, kwargs, 2, "bias", None)
+    if mo is None or not isinstance(w, torch.Tensor) or not _fixed(lift, w, b):
+        raise Unsupported("linear")
+    return _affine(mo, w, b, out.dim())
+
+
+def addmm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """addmm(b, x, W) = b + x @ W (Hugging Face's Conv1D: weight stored (in, out))."""
+    b, x, w = args[0], _arg(args, kwargs, 1, "mat1", None), _arg(args, kwargs, 2, "mat2", None)
+    if float(kwargs.get("beta", 1)) != 1 or float(kwargs.get("alpha", 1)) != 1:
+        raise Unsupported("scaled addmm")
+    mo = lift(x)
+    if mo is None or not _fixed(lift, w, b):
+        raise Unsupported("addmm")
+    return _affine(mo, w.T, b, out.dim())
+
+
+def _fixed(lift: Lift, *ts: Any) -> bool:
+    """Every tensor given is a constant (weights), not input-dependent."""
+    return not any(isinstance(t, torch.Tensor) and lift.random(t) for t in ts)
+
+
+def _coverage(size: int, out: int, k: int, stride: int, pad: int, dil: int) -> torch.Tensor:
+    """Share of output positions where each kernel tap lands inside the input (zero padding)."""
+    pos = torch.arange(out, dtype=torch.float64)[:, None] * stride - pad \
+        + torch.arange(k, dtype=torch.float64)[None, :] * dil
+    return ((pos >= 0) & (pos < size)).double().mean(0)
+
+
+def _tuple(x: Any, n: int) -> tuple[int, ...]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (int(x),) * n
+
+
+def conv(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """conv1d/2d/3d: channels mixed through the kernel summed over its (in-range) taps."""
+    x = args[0]
+    mo = lift(x)
+    w, b = _arg(args, kwargs, 1, "weight", None), _arg(args, kwargs, 2, "bias", None)
+    if mo is None or not _fixed(lift, w, b):
+        raise Unsupported("conv")
+    n = w.dim() - 2
+    stride = _tuple(_arg(args, kwargs, 3, "stride", 1), n)
+    padding = _arg(args, kwargs, 4, "padding", 0)
+    dil = _tuple(_arg(args, kwargs, 5, "dilation", 1), n)
+    groups = int(_arg(args, kwargs, 6, "groups", 1))
+    ks = tuple(w.shape[2:])
+    if padding == "valid":
+        padding = 0
+    if padding == "same":
+        pads = tuple(d * (k - 1) // 2 for d, k in zip(dil, ks, strict=True))
+    else:
+        pads = _tuple(padding, n)
+    wd = w.detach().double()
+    cov = torch.ones((), dtype=torch.float64)
+    for i in range(n):
+        c = _coverage(x.shape[2 + i], out.shape[2 + i], ks[i], stride[i], pads[i], dil[i])
+        cov = cov[..., None] * c
+    spatial = tuple(range(2, w.dim()))
+    w1 = (wd * cov).sum(spatial)
+    w2 = (wd * wd * cov).sum(spatial)
+    dims = (0, *range(2, x.dim()))
+    m_in = mo.m.mean(dims)
+    s_in = mo.s.mean(dims)
+    c_in = w.shape[1] * groups
+    m_in, v_in = m_in.expand(c_in), (s_in - m_in * m_in).clamp_min(0).expand(c_in)
+    g, co = groups, w.shape[0]
+    mean = torch.einsum("goi,gi->go", w1.view(g, co // g, -1), m_in.reshape(g, -1)).reshape(co)
+    var = torch.einsum("goi,gi->go", w2.view(g, co // g, -1), v_in.reshape(g, -1)).reshape(co)
+    if b is not None:
+        mean = mean + b.detach().double()
+    shape = (1, co) + (1,) * n
+    return make(mean.reshape(shape), var.reshape(shape), out.dim())
+
+
+def layer_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """Per token: y = g (x - mean) / sqrt(var + eps) + b over the normalised dims.
+
+    Across D features the token's own mean and variance are the averages of the feature means
+    and second moments (law of large numbers), so each feature is centred and rescaled by them.
+    """
+    mo = lift(args[0])
+    shape = tuple(_arg(args, kwargs, 1, "normalized_shape", ()))
+    w, b = _arg(args, kwargs, 2, "weight", None), _arg(args, kwargs, 3, "bias", None)
+    eps = float(_arg(args, kwargs, 4, "eps", 1e-5))
+    return _norm(lift, mo, len(shape), w, b, eps, centre=True, nd=out.dim(), shape=out.shape)
+
+
+def rms_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """y = g x / sqrt(mean(x^2) + eps) over the normalised dims."""
+    mo = lift(args[0])
+    shape = tuple(_arg(args, kwargs, 1, "normalized_shape", ()))
+    w = _arg(args, kwargs, 2, "weight", None)
+    eps = _arg(args, kwargs, 3, "eps", None)
+    eps = float(eps) if eps is not None else float(torch.finfo(out.dtype).eps)
+    return _norm(lift, mo, len(shape), w, None, eps, centre=False, nd=out.dim(), shape=out.shape)
+
+
+def _norm(lift: Lift, mo: Moments | None, k: int, w: Any, b: Any, eps: float, *, centre: bool,
+          nd: int, shape: Any) -> Moments:
+    if mo is None or not _fixed(lift, w, b):
+        raise Unsupported("norm")
+    dims = tuple(range(mo.m.dim() - k, mo.m.dim()))
+    size = [int(s) for s in shape[-k:]] if k else []
+    m = mo.m.expand(*mo.m.shape[:-k], *size) if k else mo.m
+    v = mo.v.expand(*mo.v.shape[:-k], *size) if k else mo.v
+    if centre:
+        m = m - m.mean(dims, keepdim=True)
+    scale2 = (m * m + v).mean(dims, keepdim=True) + eps
+    gain = w.detach().double() if isinstance(w, torch.Tensor) else torch.ones(())
+    mean = gain * m / scale2.sqrt()
+    if isinstance(b, torch.Tensor):
+        mean = mean + b.detach().double()
+    return make(mean, gain * gain * v / scale2, nd)
+
+
+def batch_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """Train mode: each channel standardised over the batch (mean b, variance g^2 var/(var+eps));
+    eval mode: the affine map of the running statistics."""
+    mo = lift(args[0])
+    rm, rv = _arg(args, kwargs, 1, "running_mean", None), _arg(args, kwargs, 2, "running_var", None)
+    w, b = _arg(args, kwargs, 3, "weight", None), _arg(args, kwargs, 4, "bias", None)
+    training = bool(_arg(args, kwargs, 5, "training", False))
+    eps = float(_arg(args, kwargs, 7, "eps", 1e-5))
+    if mo is None or not _fixed(lift, w, b):
+        raise Unsupported("batch_norm")
+    nd = out.dim()
+    shape = (1, -1) + (1,) * (nd - 2)
+    c = out.shape[1]
+    g = w.detach().double().reshape(shape) if isinstance(w, torch.Tensor) else torch.ones(shape[:2])
+    beta = b.detach().double().reshape(shape) if isinstance(b, torch.Tensor) else 0.0
+    dims = tuple(d for d in range(nd) if d != 1)
+    if training or rm is None:
+        m = mo.m.mean(dims, keepdim=True)
+        var = (mo.s.mean(dims, keepdim=True) - m * m).clamp_min(0).expand(1, c, *([1] * (nd - 2)))
+        return make(torch.zeros_like(var) + beta, g * g * var / (var + eps), nd)
+    mean_r = rm.detach().double().reshape(shape)
+    std_r = (rv.detach().double().reshape(shape) + eps).sqrt()
+    return make((mo.m - mean_r) / std_r * g + beta, mo.v * g * g / std_r**2, nd)
+
+
+def embedding_rows(ids: torch.Tensor, weight: torch.Tensor, nd: int) -> Moments:
+    """Moments of table rows looked up by i.i.d. token ids: the mixture over the ids seen."""
+    uniq, counts = torch.unique(ids, return_counts=True)
+    rows = weight.detach()[uniq].double()
+    c = counts.double() / counts.sum()
+    m = c @ rows
+    s = c @ (rows * rows)
+    return make(m, s - m * m, nd)
+
+
+def dropout(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+    """F.dropout(x, p, training)."""
+    mo = lift(args[0])
+    if mo is None:
+        raise Unsupported("dropout")
+    training = bool(_arg(args, kwargs, 2, "training", True))
+    return drop(mo, float(_arg(args, kwargs, 1, "p", 0.5)) if training else 0.0)
+
+
+def drop(mo: Moments, p: float) -> Moments:
+    """Inverted dropout: E[(mask x / keep)^2] = E[x^2] / keep, the mean kept."""
+    if p == 0:
+        return mo
+    s = mo.s / (1 - p)
+    return Moments(mo.m, s - mo.m * mo.m, mo.probs)
+
+
+ACT_ARGS = {"leaky_relu": (1, "negative_slope", 0.01)}
+
+
+def activation(op: str) -> Callable[[Lift, tuple[Any, ...], dict[str, Any], Any], Moments]:
+    """The rule of one elementwise activation."""
+
+    def rule(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
+        mo = lift(args[0])
+        if mo is None:
+            raise Unsupported(op)
+        name = op
+        if op == "leaky_relu":
+            name = f"leaky_relu:{_arg(args, kwargs, 1, 'negative_slope', 0.01)}"
+        if op == "gelu" and kwargs.get("approximate", "none") == "tanh":
+            name = "gelu_tanh"
+        if not supported(name):
+            raise Unsupported(op)
+        return apply(mo, name, out.dim())
+
+    return rule
+
+
+def apply(mo: Moments, name: str, nd: int) -> Moments:
+    """phi(x) elementwise for x ~ N(m, v) per element."""
+    mean, var, _ = unit_moments(name, mo.m.reshape(-1), mo.v.reshape(-1))
+    return make(mean.reshape(mo.m.shape), var.reshape(mo.m.shape), nd)
+
+
+ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "sigmoid", "elu", "leaky_relu", "softplus",
+               "mish", "hardtanh", "relu6", "hardswish", "selu", "celu", "hardsigmoid",
+               "softsign")
