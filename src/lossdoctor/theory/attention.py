@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
+from lossdoctor.theory.positions import attended
 from lossdoctor.theory.ops import drop
 
 def _full_last2(s: torch.Tensor, rows: int, cols: int, left: bool) -> torch.Tensor:
@@ -45,7 +46,12 @@ def product(a: Moments, b: Moments, inner: int, nd: int) -> Moments:
     mean = am @ bm
     if a.probs:
         # rows of a sum to one: their fluctuation does not move the mean of b
-        return make(mean, a_s @ bv, nd)
+        lead = tuple(range(am.dim() - 2))
+        p_m, p_v = am.mean(lead), av.mean(lead)
+        v_keys = bv.mean(tuple(d for d in range(bv.dim()) if d != bv.dim() - 2))
+        extra, pos = attended(p_m, p_v, b.pos, v_keys)
+        feature = bv.mean(-2, keepdim=True) / v_keys.mean().clamp_min(1e-300)
+        return make(mean, a_s @ bv + extra[:, None] * feature, nd, pos=pos)
     s = a_s @ (bm * bm + bv) - (am * am) @ (bm * bm) + mean * mean
     return make(mean, s - mean * mean, nd, key_var=a_s @ bv)
 
@@ -90,7 +96,8 @@ def _heads(mo: Moments, heads: int) -> Moments:
     h = mo.m.shape[-3]
     if h in (1, heads):
         return mo
-    return Moments(mo.m.repeat_interleave(heads // h, -3), mo.v.repeat_interleave(heads // h, -3))
+    return Moments(mo.m.repeat_interleave(heads // h, -3), mo.v.repeat_interleave(heads // h, -3),
+                   pos=mo.pos)
 
 
 def sdpa(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import torch
 
+from lossdoctor.theory.positions import Pos, reshaped
+
 
 class Unsupported(Exception):
     """A rule cannot describe this call: the op is measured instead."""
@@ -46,12 +48,14 @@ class Moments:
         probs: the tensor is softmax output along its last dim (rows sum to one).
         key_var: for attention logits, the variance across keys for a fixed query (the part
             softmax sees; a shift common to every key cancels).
+        pos: the correlation between positions of one sequence (None: independent).
     """
 
     m: torch.Tensor
     v: torch.Tensor
     probs: bool = False
     key_var: torch.Tensor | None = None
+    pos: Pos | None = None
 
     @property
     def q(self) -> float:
@@ -64,13 +68,23 @@ class Moments:
         return float((self.m * self.m).mean())
 
     @property
+    def v_mean(self) -> float:
+        """Fluctuation variance averaged over the tensor."""
+        return float(self.v.mean())
+
+    @property
+    def m2_mean(self) -> float:
+        """Squared mean averaged over the tensor."""
+        return float((self.m * self.m).mean())
+
+    @property
     def s(self) -> torch.Tensor:
         """Per-element second moment m^2 + v."""
         return self.m * self.m + self.v
 
 
 def make(m: torch.Tensor, v: torch.Tensor, ndim: int | None = None, *, probs: bool = False,
-         key_var: torch.Tensor | None = None) -> Moments:
+         key_var: torch.Tensor | None = None, pos: Pos | None = None) -> Moments:
     """Moments with ``m`` and ``v`` broadcast together (and padded on the left to ``ndim``)."""
     m, v = torch.broadcast_tensors(m.double(), v.double())
     if ndim is not None:
@@ -81,7 +95,7 @@ def make(m: torch.Tensor, v: torch.Tensor, ndim: int | None = None, *, probs: bo
             key_var = key_var.unsqueeze(0) if key_var is not None else None
     if not bool(torch.isfinite(v).all()):
         raise Unsupported("non-finite variance")
-    return Moments(m.contiguous(), v.clamp_min(0).contiguous(), probs, key_var)
+    return Moments(m.contiguous(), v.clamp_min(0).contiguous(), probs, key_var, pos)
 
 
 def sample_dims(ndim: int) -> tuple[int, ...]:
@@ -192,4 +206,4 @@ def reshape(mo: Moments, old: Sequence[int], new: Sequence[int]) -> Moments:
         dst.extend(new[d] if feature else 1 for d in jj)
     m = mo.m.expand(expand).reshape(dst)
     v = mo.v.expand(expand).reshape(dst)
-    return Moments(m, v)
+    return Moments(m, v, pos=reshaped(mo.pos, old, new))

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from lossdoctor.theory.activations import supported, unit_moments
+from lossdoctor.theory import positions
+from lossdoctor.theory.activations import mean_slope, supported, unit_moments
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
@@ -44,11 +45,12 @@ def _add(a: Moments | float, b: Moments | float, sign: float, nd: int) -> Moment
         raise Unsupported("two scalars")
     if isinstance(b, float):
         assert isinstance(a, Moments)
-        return make(a.m + sign * b, a.v, nd, key_var=a.key_var)
+        return make(a.m + sign * b, a.v, nd, key_var=a.key_var, pos=a.pos)
     if isinstance(a, float):
-        return make(a + sign * b.m, b.v, nd)
+        return make(a + sign * b.m, b.v, nd, pos=b.pos)
     kv = a.key_var if a.key_var is not None and not bool((b.v > 0).any()) else None
-    return make(a.m + sign * b.m, a.v + b.v, nd, key_var=kv)
+    pos = positions.added((a.pos, a.v_mean), (b.pos, b.v_mean))
+    return make(a.m + sign * b.m, a.v + b.v, nd, key_var=kv, pos=pos)
 
 
 def add(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -58,7 +60,7 @@ def add(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> 
     if a is b and isinstance(a, torch.Tensor):
         mo = _operand(lift, a)
         assert isinstance(mo, Moments)
-        return make((1 + alpha) * mo.m, (1 + alpha) ** 2 * mo.v, out.dim())
+        return make((1 + alpha) * mo.m, (1 + alpha) ** 2 * mo.v, out.dim(), pos=mo.pos)
     return _add(_operand(lift, a), _scaled(_operand(lift, b), alpha), 1.0, out.dim())
 
 
@@ -78,7 +80,7 @@ def neg(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> 
     """-x."""
     mo = _operand(lift, args[0])
     assert isinstance(mo, Moments)
-    return Moments(-mo.m, mo.v)
+    return Moments(-mo.m, mo.v, pos=mo.pos)
 
 
 def _scaled(x: Moments | float, c: float) -> Moments | float:
@@ -87,7 +89,7 @@ def _scaled(x: Moments | float, c: float) -> Moments | float:
     if isinstance(x, float):
         return x * c
     kv = x.key_var * c * c if x.key_var is not None else None
-    return Moments(x.m * c, x.v * c * c, x.probs, kv)
+    return Moments(x.m * c, x.v * c * c, x.probs, kv, x.pos)
 
 
 def _mul(a: Moments | float, b: Moments | float, nd: int) -> Moments:
@@ -98,9 +100,16 @@ def _mul(a: Moments | float, b: Moments | float, nd: int) -> Moments:
     if isinstance(b, float):
         out = _scaled(a, b)
         assert isinstance(out, Moments)
-        return make(out.m, out.v, nd, probs=out.probs, key_var=out.key_var)
+        return make(out.m, out.v, nd, probs=out.probs, key_var=out.key_var, pos=out.pos)
     m = a.m * b.m
-    return make(m, a.s * b.s - m * m, nd)
+    v = a.s * b.s - m * m
+    if not bool((b.v > 0).any()):  # times a constant: the correlation is kept
+        return make(m, v, nd, pos=a.pos)
+    if not bool((a.v > 0).any()):
+        return make(m, v, nd, pos=b.pos)
+    pos = positions.multiplied((a.pos, a.m2_mean, a.v_mean), (b.pos, b.m2_mean, b.v_mean),
+                               float(v.mean()))
+    return make(m, v, nd, pos=pos)
 
 
 def mul(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -112,7 +121,10 @@ def mul(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> 
         m, v = mo.m, mo.v
         mean = m * m + v
         fourth = m**4 + 6 * m * m * v + 3 * v * v
-        return make(mean, fourth - mean * mean, out.dim())
+        return make(mean, fourth - mean * mean, out.dim(),
+                    pos=positions.multiplied((mo.pos, mo.m2_mean, mo.v_mean),
+                                             (mo.pos, mo.m2_mean, mo.v_mean),
+                                             float((fourth - mean * mean).mean())))
     return _mul(_operand(lift, a), _operand(lift, b), out.dim())
 
 
@@ -136,7 +148,8 @@ def _affine(mo: Moments, w: torch.Tensor, b: torch.Tensor | None, nd: int) -> Mo
     mean = m @ w.T
     if b is not None:
         mean = mean + b.detach().double()
-    return make(mean, v @ (w * w).T, nd)
+    pos = mo.pos if mo.pos is not None and mo.pos.dim < -1 else None
+    return make(mean, v @ (w * w).T, nd, pos=pos)
 
 
 def linear(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -254,7 +267,8 @@ def _norm(lift: Lift, mo: Moments | None, k: int, w: Any, b: Any, eps: float, *,
     mean = gain * m / scale2.sqrt()
     if isinstance(b, torch.Tensor):
         mean = mean + b.detach().double()
-    return make(mean, gain * gain * v / scale2, nd)
+    pos = mo.pos if mo.pos is not None and mo.pos.dim < -k else None
+    return make(mean, gain * gain * v / scale2, nd, pos=pos)
 
 
 def batch_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -306,7 +320,9 @@ def drop(mo: Moments, p: float) -> Moments:
     if p == 0:
         return mo
     s = mo.s / (1 - p)
-    return Moments(mo.m, s - mo.m * mo.m, mo.probs)
+    v = s - mo.m * mo.m
+    pos = positions.scaled(mo.pos, mo.v_mean / float(v.mean())) if float(v.mean()) > 0 else None
+    return Moments(mo.m, v, mo.probs, pos=pos)
 
 
 ACT_ARGS = {"leaky_relu": (1, "negative_slope", 0.01)}
@@ -333,8 +349,13 @@ def activation(op: str) -> Callable[[Lift, tuple[Any, ...], dict[str, Any], Any]
 
 def apply(mo: Moments, name: str, nd: int) -> Moments:
     """phi(x) elementwise for x ~ N(m, v) per element."""
-    mean, var, _ = unit_moments(name, mo.m.reshape(-1), mo.v.reshape(-1))
-    return make(mean.reshape(mo.m.shape), var.reshape(mo.m.shape), nd)
+    mu, var_in = mo.m.reshape(-1), mo.v.reshape(-1)
+    mean, var, _ = unit_moments(name, mu, var_in)
+    pos = None
+    if mo.pos is not None and float(var.mean()) > 0:
+        slope = mean_slope(name, mu, var_in)
+        pos = positions.scaled(mo.pos, float((slope * slope * var_in).mean() / var.mean()))
+    return make(mean.reshape(mo.m.shape), var.reshape(mo.m.shape), nd, pos=pos)
 
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "sigmoid", "elu", "leaky_relu", "softplus",

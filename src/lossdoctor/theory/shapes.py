@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, full, make, reshape
+from lossdoctor.theory.positions import Pos, permuted
 
 def _first(lift: Lift, args: tuple[Any, ...]) -> tuple[torch.Tensor, Moments]:
     x = args[0]
@@ -41,24 +42,28 @@ def transpose(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: An
     x, mo = _first(lift, args)
     if x.dim() < 2:
         return mo
-    d0 = kwargs.get("dim0", args[1] if len(args) > 1 else 0)
-    d1 = kwargs.get("dim1", args[2] if len(args) > 2 else 1)
-    return Moments(mo.m.transpose(d0, d1), mo.v.transpose(d0, d1))
+    d0 = kwargs.get("dim0", args[1] if len(args) > 1 else 0) % x.dim()
+    d1 = kwargs.get("dim1", args[2] if len(args) > 2 else 1) % x.dim()
+    order = list(range(x.dim()))
+    order[d0], order[d1] = d1, d0
+    return Moments(mo.m.transpose(d0, d1), mo.v.transpose(d0, d1),
+                   pos=permuted(mo.pos, order, x.dim()))
 
 
 def permute(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
     """permute(*dims)."""
-    _, mo = _first(lift, args)
+    x, mo = _first(lift, args)
     dims = kwargs.get("dims", args[1:])
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
-    return Moments(mo.m.permute(*dims), mo.v.permute(*dims))
+    return Moments(mo.m.permute(*dims), mo.v.permute(*dims),
+                   pos=permuted(mo.pos, dims, x.dim()))
 
 
 def expand(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
     """expand / expand_as / broadcast_to: repeated values, so the same statistics."""
     _, mo = _first(lift, args)
-    return make(mo.m, mo.v, out.dim())
+    return make(mo.m, mo.v, out.dim(), pos=mo.pos)
 
 
 def getitem(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -78,10 +83,17 @@ def getitem(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any)
             expanded.append(i)
     idx: list[Any] = []
     d = 0
+    new_d = 0
+    pos_d = x.dim() + mo.pos.dim if mo.pos is not None else -1
+    keep: int | None = None
     for i in expanded:
         if i is None:
             idx.append(None)
+            new_d += 1
             continue
+        if d == pos_d and i == slice(None):
+            keep = new_d
+        new_d += 0 if isinstance(i, int) else 1
         homogeneous = mo.m.shape[d] == 1
         if isinstance(i, int):
             idx.append(0 if homogeneous else i)
@@ -93,7 +105,11 @@ def getitem(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any)
     m, v = mo.m[tuple(idx)], mo.v[tuple(idx)]
     if m.dim() != out.dim():
         raise Unsupported("index result")
-    return Moments(m, v)
+    if pos_d >= d:  # dims the index did not name are taken whole
+        keep = new_d + pos_d - d
+    pos = mo.pos if keep is None or mo.pos is None else Pos(keep - out.dim(), mo.pos.inner,
+                                                            mo.pos.size, mo.pos.rho)
+    return Moments(m, v, pos=pos if keep is not None else None)
 
 
 def split(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> list[Moments]:
@@ -106,6 +122,7 @@ def split(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -
     dim %= x.dim()
     unbind = all(o.dim() == x.dim() - 1 for o in outs)
     sizes = [1 if unbind else int(o.shape[dim]) for o in outs]
+    pos = mo.pos if mo.pos is not None and x.dim() + mo.pos.dim != dim and not unbind else None
     if mo.m.shape[dim] == 1:
         parts = [(mo.m, mo.v)] * len(outs)
     else:
@@ -113,7 +130,7 @@ def split(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -
                          strict=True))
     if unbind:
         return [Moments(m.squeeze(dim), v.squeeze(dim)) for m, v in parts]
-    return [Moments(m, v) for m, v in parts]
+    return [Moments(m, v, pos=pos) for m, v in parts]
 
 
 def cat(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -121,6 +138,11 @@ def cat(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> 
     tensors = [t for t in kwargs.get("tensors", args[0])  # legacy: empty 1-D parts are skipped
                if not (isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() == 0)]
     dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    if len(tensors) == 1 and tensors[0].shape == out.shape:  # e.g. an empty key/value cache
+        mo = lift(tensors[0])
+        if mo is None:
+            raise Unsupported("part without moments")
+        return mo
     stack = out.dim() == tensors[0].dim() + 1
     dim %= out.dim()
     parts = []
@@ -137,7 +159,10 @@ def cat(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> 
     for mo, shape in parts:
         ms.append(full(mo.m, shape, [*feature, dim]))
         vs.append(full(mo.v, shape, [*feature, dim]))
-    return make(torch.cat(ms, dim), torch.cat(vs, dim), nd)
+    pos = next((mo.pos for mo, _ in parts if mo.pos is not None), None)
+    if pos is not None and nd + pos.dim == dim:
+        pos = None
+    return make(torch.cat(ms, dim), torch.cat(vs, dim), nd, pos=pos)
 
 
 def repeat(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
