@@ -259,3 +259,31 @@ def run(model: nn.Module, inputs: Any) -> Propagation:
         for h in handles:
             h.remove()
     return prop
+
+
+def predict_graph(model: nn.Module, inputs: Any, classes: int | None, draws: int = 200
+                  ) -> Any:
+    """A :class:`~lossdoctor.theory.propagate.Prediction` for any model, from one forward."""
+    from lossdoctor.theory.propagate import (LayerPrediction, Prediction, cross_entropy_band,
+                                             network_cross_entropy)
+
+    prop = run(model, inputs)
+    layers = tuple(LayerPrediction(name, cls, mo.q, math.sqrt(mo.q), mo.q12, None, inside)
+                   for name, cls, mo, inside in prop.layers)
+    notes = [f"{name} is outside the theory: measured on the batch, predicted from there on"
+             for name in dict.fromkeys(prop.measured)]
+    out = prop.output
+    logit_std = math.sqrt(out.q) if out is not None else math.nan
+    initial = band = network = None
+    if out is not None and classes and classes >= 2 and out.m.shape[-1] in (1, classes) \
+            and draws:
+        k = classes
+        examples = max(1, int(first_tensor(inputs).shape[0])) if first_tensor(inputs) \
+            is not None else 128
+        initial, band = cross_entropy_band(out.q, out.q12, k, examples, draws)
+        lead = tuple(range(out.m.dim() - 1))
+        mu = out.m.expand(*out.m.shape[:-1], k).mean(lead) if lead else out.m
+        s = out.s.expand(*out.s.shape[:-1], k).mean(lead) if lead else out.s
+        network = network_cross_entropy(mu, s - mu * mu)
+    return Prediction(layers, logit_std, classes, initial, band, None, None, None, tuple(notes),
+                      network)
