@@ -55,10 +55,12 @@ class TorchTransformer(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """relu(x + BN(conv(relu(BN(conv(x)))))), optionally without the BNs."""
+    """relu(x + BN(conv(relu(BN(conv(x)))))), optionally without the BNs; ``pre_act``:
+    x + conv(relu(BN(conv(relu(BN(x)))))) (He et al. 2016, identity mappings)."""
 
-    def __init__(self, c: int, norm: bool = True) -> None:
+    def __init__(self, c: int, norm: bool = True, pre_act: bool = False) -> None:
         super().__init__()
+        self.pre_act = pre_act
         self.c1 = nn.Conv2d(c, c, 3, padding=1, bias=not norm)
         self.c2 = nn.Conv2d(c, c, 3, padding=1, bias=not norm)
         self.n1 = nn.BatchNorm2d(c) if norm else nn.Identity()
@@ -67,6 +69,8 @@ class BasicBlock(nn.Module):
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_act:
+            return x + self.c2(torch.relu(self.n2(self.c1(torch.relu(self.n1(x))))))
         out = self.n2(self.c2(torch.relu(self.n1(self.c1(x)))))
         out += x
         return torch.relu(out)
@@ -75,10 +79,11 @@ class BasicBlock(nn.Module):
 class TorchResNet(nn.Module):
     """A stem conv, ``depth`` basic blocks, global average pooling, a linear head."""
 
-    def __init__(self, c: int = 32, depth: int = 4, norm: bool = True, classes: int = 10) -> None:
+    def __init__(self, c: int = 32, depth: int = 4, norm: bool = True, classes: int = 10,
+                 pre_act: bool = False) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, c, 3, padding=1)
-        self.blocks = nn.Sequential(*(BasicBlock(c, norm) for _ in range(depth)))
+        self.blocks = nn.Sequential(*(BasicBlock(c, norm, pre_act) for _ in range(depth)))
         self.head = nn.Linear(c, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +99,7 @@ def _hf() -> Any:
     return tf
 
 
-def _ids(vocab: int, b: int = 4, s: int = 64) -> torch.Tensor:
+def _ids(vocab: int, b: int = 16, s: int = 64) -> torch.Tensor:
     return torch.randint(0, vocab, (b, s), generator=torch.Generator().manual_seed(7))
 
 
@@ -119,7 +124,7 @@ def bert() -> tuple[nn.Module, Any]:
     tf = _hf()
     cfg = tf.BertConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=4,
                         num_attention_heads=4, vocab_size=1000, num_labels=3)
-    mask = torch.ones(4, 64, dtype=torch.long)
+    mask = torch.ones(16, 64, dtype=torch.long)
     mask[1, 40:] = 0
     return tf.BertForSequenceClassification(cfg), {"input_ids": _ids(1000), "attention_mask": mask}
 

@@ -3,15 +3,8 @@
 Logits ``l = q k^T * scale`` of independent q and k have mean ``m_q m_k`` and, for a fixed query,
 variance across keys ``sigma^2 = scale^2 sum_j E[q_j^2] Var[k_j]`` (a shift common to all keys
 cancels in the softmax). With per-key means mu_t (a mask adds -inf) and independent Gaussian
-fluctuations, ``e^{l_t}`` is log-normal: ``w_t = E[e^{l_t}] = e^{mu_t + sigma^2/2}``,
-``A_t = E[e^{2 l_t}] = e^{2 mu_t + 2 sigma^2}``. The ratio of expectations (second-order delta
-method) gives
-
-    E[p_t]   = (A_t + w_t (W - w_t)) / D,     E[p_t^2] = A_t / D,
-    D = E[(sum_u e^{l_u})^2] = W^2 + sum_u (A_u - w_u^2),   W = sum_u w_u,
-
-exact for one key and for sigma = 0 (uniform attention over the n allowed keys, sum p^2 = 1/n),
-and E[p] sums to one. With small logits at init (Xiong et al. 2020; weights of std 0.02 give
+fluctuations, E[p_t] and E[p_t^2] follow by quadrature (:func:`softmax_moments`); for sigma = 0
+attention is uniform over the n allowed keys and sum p^2 = 1/n. With small logits at init (Xiong et al. 2020; weights of std 0.02 give
 sigma^2 ~ 1e-3) each row is close to uniform over its allowed keys. The output
 ``o = sum_t p_t V_t`` of values independent across positions then has mean ``sum_t E[p_t] m_V``
 and variance ``sum_t E[p_t^2] Var[V_t]``: attention shrinks the fluctuation by sum p^2 (1/(s+1)
@@ -20,9 +13,12 @@ at causal position s) and keeps the mean.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
@@ -65,17 +61,43 @@ def matmul(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) 
     return product(a, b, int(x.shape[-1]), out.dim())
 
 
+@lru_cache(maxsize=1)
+def _hermite(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and weights for E[f(u)], u ~ N(0, 1); sigmoid is smooth, 24 nodes suffice."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return torch.tensor(x), torch.tensor(w / math.sqrt(2 * math.pi))
+
+
 def softmax_moments(mu: torch.Tensor, sigma2: torch.Tensor, nd: int) -> Moments:
-    """E[p] and Var[p] of softmax over the last dim for logits N(mu_t, sigma2_t), independent."""
+    """E[p] and Var[p] of softmax over the last dim for logits N(mu_t, sigma2_t), independent.
+
+    p_t = sigmoid(l_t - log R_t) with R_t = sum_{u != t} e^{l_u}. R_t is a sum of log-normals,
+    replaced by the log-normal of the same mean and variance (Fenton-Wilkinson); then
+    d = l_t - log R_t is Gaussian and E[p_t], E[p_t^2] are one-dimensional Gauss-Hermite
+    integrals of sigmoid(d) and sigmoid(d)^2. Rows are renormalised to sum to one.
+    """
     top = mu.amax(-1, keepdim=True)
     mu = torch.nan_to_num(mu - torch.where(torch.isfinite(top), top, 0.0), nan=-torch.inf)
-    w = torch.exp(mu + sigma2 / 2)
-    a = torch.exp(2 * mu + 2 * sigma2)
-    big_w = w.sum(-1, keepdim=True)
-    d = big_w * big_w + (a - w * w).sum(-1, keepdim=True)
-    d = torch.where(d > 0, d, 1.0)
-    p = (a + w * (big_w - w)) / d
-    p2 = a / d
+    w = torch.exp(mu + sigma2 / 2)                         # E[e^l]
+    a = torch.exp(2 * mu + 2 * sigma2)                     # E[e^{2l}]
+    e_r = (w.sum(-1, keepdim=True) - w).clamp_min(0)       # E[R_t]
+    v_r = ((a - w * w).sum(-1, keepdim=True) - (a - w * w)).clamp_min(0)
+    alone = e_r <= 1e-300
+    e_r = torch.where(alone, 1.0, e_r)
+    b2 = torch.log1p(v_r / (e_r * e_r))
+    d_mean = mu - (torch.log(e_r) - b2 / 2)
+    d_sd = (sigma2 + b2).clamp_min(0).sqrt()
+    nodes, weights = _hermite()
+    p, p2 = torch.zeros_like(mu), torch.zeros_like(mu)
+    for node, weight in zip(nodes, weights, strict=True):  # one slice at a time: small memory
+        sig = torch.sigmoid(d_mean + d_sd * node)
+        p = p + weight * sig
+        p2 = p2 + weight * sig * sig
+    finite = torch.isfinite(mu)
+    p = torch.where(alone & finite, 1.0, torch.where(finite, p, 0.0))
+    p2 = torch.where(alone & finite, 1.0, torch.where(finite, p2, 0.0))
+    total = p.sum(-1, keepdim=True)
+    p = p / torch.where(total > 0, total, 1.0)
     return make(p, (p2 - p * p).clamp_min(0), nd, probs=True)
 
 

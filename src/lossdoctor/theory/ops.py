@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from lossdoctor.theory import positions
 from lossdoctor.theory.activations import mean_slope, supported, unit_moments
-from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
+from lossdoctor.theory.moments import Lift, Moments, Unsupported, make, pool
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
     return kwargs[name] if name in kwargs else (args[i] if len(args) > i else default)
@@ -177,56 +178,30 @@ def _fixed(lift: Lift, *ts: Any) -> bool:
     return not any(isinstance(t, torch.Tensor) and lift.random(t) for t in ts)
 
 
-def _coverage(size: int, out: int, k: int, stride: int, pad: int, dil: int) -> torch.Tensor:
-    """Share of output positions where each kernel tap lands inside the input (zero padding)."""
-    pos = torch.arange(out, dtype=torch.float64)[:, None] * stride - pad \
-        + torch.arange(k, dtype=torch.float64)[None, :] * dil
-    return ((pos >= 0) & (pos < size)).double().mean(0)
-
-
-def _tuple(x: Any, n: int) -> tuple[int, ...]:
-    return tuple(x) if isinstance(x, (tuple, list)) else (int(x),) * n
-
-
 def conv(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
-    """conv1d/2d/3d: channels mixed through the kernel summed over its (in-range) taps."""
+    """conv1d/2d/3d: the mean map through the kernel, the variance map through kernel^2.
+
+    Statistics keep their spatial dims: zero padding gives the border fewer taps (and in a
+    residual stream the deficit accumulates), which the same convolution applied to the moment
+    maps reproduces exactly; pixels are taken as independent fluctuations.
+    """
     x = args[0]
     mo = lift(x)
     w, b = _arg(args, kwargs, 1, "weight", None), _arg(args, kwargs, 2, "bias", None)
-    if mo is None or not _fixed(lift, w, b):
+    if mo is None or not isinstance(w, torch.Tensor) or not _fixed(lift, w, b):
         raise Unsupported("conv")
     n = w.dim() - 2
-    stride = _tuple(_arg(args, kwargs, 3, "stride", 1), n)
-    padding = _arg(args, kwargs, 4, "padding", 0)
-    dil = _tuple(_arg(args, kwargs, 5, "dilation", 1), n)
-    groups = int(_arg(args, kwargs, 6, "groups", 1))
-    ks = tuple(w.shape[2:])
-    if padding == "valid":
-        padding = 0
-    if padding == "same":
-        pads = tuple(d * (k - 1) // 2 for d, k in zip(dil, ks, strict=True))
-    else:
-        pads = _tuple(padding, n)
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+    rest = [_arg(args, kwargs, i, k, d) for i, k, d in
+            ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1), (6, "groups", 1))]
+    pooled = pool(mo, (0,))
+    size = (1, pooled.m.shape[1], *x.shape[2:])
+    m_in, v_in = pooled.m.expand(size), pooled.v.expand(size)
     wd = w.detach().double()
-    cov = torch.ones((), dtype=torch.float64)
-    for i in range(n):
-        c = _coverage(x.shape[2 + i], out.shape[2 + i], ks[i], stride[i], pads[i], dil[i])
-        cov = cov[..., None] * c
-    spatial = tuple(range(2, w.dim()))
-    w1 = (wd * cov).sum(spatial)
-    w2 = (wd * wd * cov).sum(spatial)
-    dims = (0, *range(2, x.dim()))
-    m_in = mo.m.mean(dims)
-    s_in = mo.s.mean(dims)
-    c_in = w.shape[1] * groups
-    m_in, v_in = m_in.expand(c_in), (s_in - m_in * m_in).clamp_min(0).expand(c_in)
-    g, co = groups, w.shape[0]
-    mean = torch.einsum("goi,gi->go", w1.view(g, co // g, -1), m_in.reshape(g, -1)).reshape(co)
-    var = torch.einsum("goi,gi->go", w2.view(g, co // g, -1), v_in.reshape(g, -1)).reshape(co)
-    if b is not None:
-        mean = mean + b.detach().double()
-    shape = (1, co) + (1,) * n
-    return make(mean.reshape(shape), var.reshape(shape), out.dim())
+    bias = b.detach().double() if isinstance(b, torch.Tensor) else None
+    mean = fn(m_in, wd, bias, *rest)
+    var = fn(v_in, wd * wd, None, *rest)
+    return make(mean, var, out.dim())
 
 
 def layer_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
@@ -272,8 +247,8 @@ def _norm(lift: Lift, mo: Moments | None, k: int, w: Any, b: Any, eps: float, *,
 
 
 def batch_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Moments:
-    """Train mode: each channel standardised over the batch (mean b, variance g^2 var/(var+eps));
-    eval mode: the affine map of the running statistics."""
+    """Train mode: each channel standardised by its batch mean and variance (pooled over the
+    positions' moments); eval mode: the affine map of the running statistics."""
     mo = lift(args[0])
     rm, rv = _arg(args, kwargs, 1, "running_mean", None), _arg(args, kwargs, 2, "running_var", None)
     w, b = _arg(args, kwargs, 3, "weight", None), _arg(args, kwargs, 4, "bias", None)
@@ -283,17 +258,14 @@ def batch_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         raise Unsupported("batch_norm")
     nd = out.dim()
     shape = (1, -1) + (1,) * (nd - 2)
-    c = out.shape[1]
-    g = w.detach().double().reshape(shape) if isinstance(w, torch.Tensor) else torch.ones(shape[:2])
+    g = w.detach().double().reshape(shape) if isinstance(w, torch.Tensor) else torch.ones(())
     beta = b.detach().double().reshape(shape) if isinstance(b, torch.Tensor) else 0.0
-    dims = tuple(d for d in range(nd) if d != 1)
     if training or rm is None:
-        m = mo.m.mean(dims, keepdim=True)
-        var = (mo.s.mean(dims, keepdim=True) - m * m).clamp_min(0).expand(1, c, *([1] * (nd - 2)))
-        return make(torch.zeros_like(var) + beta, g * g * var / (var + eps), nd)
-    mean_r = rm.detach().double().reshape(shape)
-    std_r = (rv.detach().double().reshape(shape) + eps).sqrt()
-    return make((mo.m - mean_r) / std_r * g + beta, mo.v * g * g / std_r**2, nd)
+        channel = pool(mo, tuple(d for d in range(nd) if d != 1))
+        centre, var = channel.m, channel.v
+    else:
+        centre, var = rm.detach().double().reshape(shape), rv.detach().double().reshape(shape)
+    return make((mo.m - centre) / (var + eps).sqrt() * g + beta, mo.v * g * g / (var + eps), nd)
 
 
 def embedding_rows(ids: torch.Tensor, weight: torch.Tensor, nd: int) -> Moments:
