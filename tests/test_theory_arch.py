@@ -73,7 +73,7 @@ def test_residual_growth_without_normalisation() -> None:
     ratios, pred = _ratios(plain, x)
     assert max(abs(r - 1) for _, r in ratios) < 0.15
     growth = [b / a for a, b in zip(_blocks(pred), _blocks(pred)[1:], strict=False)]
-    assert len(growth) == 5 and all(1.2 < g < 1.6 for g in growth), growth
+    assert len(growth) == 5 and all(1.3 < g < 2.1 for g in growth), growth  # >= sqrt 2
     torch.manual_seed(0)
     normed = TorchResNet(c=32, depth=6, norm=True, pre_act=True)
     ratios, pred = _ratios(normed, x)

@@ -149,12 +149,13 @@ def mean_slope(op: str, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """Per unit E[phi'(z_j)] for z_j ~ N(mu_j, var_j) (Gauss-Hermite; Phi(mu/s) for ReLU)."""
     a = _slope(op)
     if a is not None:
-        cdf = torch.special.ndtr(mu / var.clamp_min(1e-300).sqrt())
-        return cdf + a * (1 - cdf)
+        cdf: torch.Tensor = torch.special.ndtr(mu / var.clamp_min(1e-300).sqrt())
+        return cdf + (1 - cdf) * a
     u, w = _gh()
     nodes = torch.tensor(u, dtype=torch.float64)
     wt = torch.tensor(w, dtype=torch.float64)
     with torch.enable_grad():
         z = (mu[:, None] + var.clamp_min(0).sqrt()[:, None] * nodes[None, :]).requires_grad_(True)
         (dy,) = torch.autograd.grad(FUNCS[op](z).sum(), z)
-    return (dy * wt).sum(1)
+    slope: torch.Tensor = (dy * wt).sum(1)
+    return slope

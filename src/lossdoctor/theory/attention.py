@@ -4,8 +4,9 @@ Logits ``l = q k^T * scale`` of independent q and k have mean ``m_q m_k`` and, f
 variance across keys ``sigma^2 = scale^2 sum_j E[q_j^2] Var[k_j]`` (a shift common to all keys
 cancels in the softmax). With per-key means mu_t (a mask adds -inf) and independent Gaussian
 fluctuations, E[p_t] and E[p_t^2] follow by quadrature (:func:`softmax_moments`); for sigma = 0
-attention is uniform over the n allowed keys and sum p^2 = 1/n. With small logits at init (Xiong et al. 2020; weights of std 0.02 give
-sigma^2 ~ 1e-3) each row is close to uniform over its allowed keys. The output
+attention is uniform over the n allowed keys and sum p^2 = 1/n. With small logits at init
+(Xiong et al. 2020; weights of std 0.02 give sigma^2 ~ 1e-3) each row is close to uniform over
+its allowed keys. The output
 ``o = sum_t p_t V_t`` of values independent across positions then has mean ``sum_t E[p_t] m_V``
 and variance ``sum_t E[p_t^2] Var[V_t]``: attention shrinks the fluctuation by sum p^2 (1/(s+1)
 at causal position s) and keeps the mean.
@@ -14,7 +15,6 @@ at causal position s) and keeps the mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
-from lossdoctor.theory.positions import attended
 from lossdoctor.theory.ops import drop
+from lossdoctor.theory.positions import attended
+
 
 def _full_last2(s: torch.Tensor, rows: int, cols: int, left: bool) -> torch.Tensor:
     """Expand the contracted dim (last of the left operand, -2 of the right) to its size."""
@@ -56,7 +57,7 @@ def matmul(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) 
     """matmul / mm / bmm / @ of independent operands."""
     x, y = args[0], args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
     a, b = lift(x), lift(y)
-    if a is None or b is None or x.dim() < 2 or y.dim() < 2:
+    if a is None or b is None or not isinstance(y, torch.Tensor) or x.dim() < 2 or y.dim() < 2:
         raise Unsupported("matmul")
     return product(a, b, int(x.shape[-1]), out.dim())
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from torch.utils.weak import WeakIdKeyDictionary
 from lossdoctor.probe.hooks import first_tensor
 from lossdoctor.theory import attention, ops, shapes
 from lossdoctor.theory.moments import Moments, Unsupported, constant, measure
+
+if TYPE_CHECKING:
+    from lossdoctor.theory.propagate import Prediction
 
 Rule = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Any]
 
@@ -262,10 +265,14 @@ def run(model: nn.Module, inputs: Any) -> Propagation:
 
 
 def predict_graph(model: nn.Module, inputs: Any, classes: int | None, draws: int = 200
-                  ) -> Any:
+                  ) -> Prediction:
     """A :class:`~lossdoctor.theory.propagate.Prediction` for any model, from one forward."""
-    from lossdoctor.theory.propagate import (LayerPrediction, Prediction, cross_entropy_band,
-                                             network_cross_entropy)
+    from lossdoctor.theory.propagate import (
+        LayerPrediction,
+        Prediction,  # noqa: F811 (imported for type checking above)
+        cross_entropy_band,
+        network_cross_entropy,
+    )
 
     prop = run(model, inputs)
     layers = tuple(LayerPrediction(name, cls, mo.q, math.sqrt(mo.q), mo.q12, None, inside)
@@ -278,8 +285,8 @@ def predict_graph(model: nn.Module, inputs: Any, classes: int | None, draws: int
     if out is not None and classes and classes >= 2 and out.m.shape[-1] in (1, classes) \
             and draws:
         k = classes
-        examples = max(1, int(first_tensor(inputs).shape[0])) if first_tensor(inputs) \
-            is not None else 128
+        first = first_tensor(inputs)
+        examples = max(1, int(first.shape[0])) if first is not None and first.dim() else 128
         initial, band = cross_entropy_band(out.q, out.q12, k, examples, draws)
         lead = tuple(range(out.m.dim() - 1))
         mu = out.m.expand(*out.m.shape[:-1], k).mean(lead) if lead else out.m

@@ -49,6 +49,9 @@ class Moments:
         key_var: for attention logits, the variance across keys for a fixed query (the part
             softmax sees; a shift common to every key cancels).
         pos: the correlation between positions of one sequence (None: independent).
+        rect: ``(mu_z, var_z, a, b)`` when every element is ``a relu(z) + b`` for a Gaussian z
+            (a ReLU output, maybe rescaled by a norm): the next activation then integrates over
+            z instead of treating its non-Gaussian input as Gaussian.
     """
 
     m: torch.Tensor
@@ -56,6 +59,7 @@ class Moments:
     probs: bool = False
     key_var: torch.Tensor | None = None
     pos: Pos | None = None
+    rect: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def q(self) -> float:
@@ -84,7 +88,9 @@ class Moments:
 
 
 def make(m: torch.Tensor, v: torch.Tensor, ndim: int | None = None, *, probs: bool = False,
-         key_var: torch.Tensor | None = None, pos: Pos | None = None) -> Moments:
+         key_var: torch.Tensor | None = None, pos: Pos | None = None,
+         rect: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+         ) -> Moments:
     """Moments with ``m`` and ``v`` broadcast together (and padded on the left to ``ndim``)."""
     m, v = torch.broadcast_tensors(m.double(), v.double())
     if ndim is not None:
@@ -95,7 +101,10 @@ def make(m: torch.Tensor, v: torch.Tensor, ndim: int | None = None, *, probs: bo
             key_var = key_var.unsqueeze(0) if key_var is not None else None
     if not bool(torch.isfinite(v).all()):
         raise Unsupported("non-finite variance")
-    return Moments(m.contiguous(), v.clamp_min(0).contiguous(), probs, key_var, pos)
+    if rect is not None and (rect[0].dim() != m.dim() or any(
+            torch.broadcast_shapes(r.shape, m.shape) != m.shape for r in rect)):
+        rect = None
+    return Moments(m.contiguous(), v.clamp_min(0).contiguous(), probs, key_var, pos, rect)
 
 
 def sample_dims(ndim: int) -> tuple[int, ...]:

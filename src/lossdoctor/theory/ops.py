@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from lossdoctor.theory import positions
-from lossdoctor.theory.activations import mean_slope, supported, unit_moments
+from lossdoctor.theory.activations import FUNCS, _gh, mean_slope, supported, unit_moments
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, make, pool
+
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
     return kwargs[name] if name in kwargs else (args[i] if len(args) > i else default)
@@ -46,7 +47,8 @@ def _add(a: Moments | float, b: Moments | float, sign: float, nd: int) -> Moment
         raise Unsupported("two scalars")
     if isinstance(b, float):
         assert isinstance(a, Moments)
-        return make(a.m + sign * b, a.v, nd, key_var=a.key_var, pos=a.pos)
+        rect = (*a.rect[:3], a.rect[3] + sign * b) if a.rect is not None else None
+        return make(a.m + sign * b, a.v, nd, key_var=a.key_var, pos=a.pos, rect=rect)
     if isinstance(a, float):
         return make(a + sign * b.m, b.v, nd, pos=b.pos)
     kv = a.key_var if a.key_var is not None and not bool((b.v > 0).any()) else None
@@ -90,7 +92,8 @@ def _scaled(x: Moments | float, c: float) -> Moments | float:
     if isinstance(x, float):
         return x * c
     kv = x.key_var * c * c if x.key_var is not None else None
-    return Moments(x.m * c, x.v * c * c, x.probs, kv, x.pos)
+    rect = (x.rect[0], x.rect[1], x.rect[2] * c, x.rect[3] * c) if x.rect is not None else None
+    return Moments(x.m * c, x.v * c * c, x.probs, kv, x.pos, rect)
 
 
 def _mul(a: Moments | float, b: Moments | float, nd: int) -> Moments:
@@ -101,7 +104,8 @@ def _mul(a: Moments | float, b: Moments | float, nd: int) -> Moments:
     if isinstance(b, float):
         out = _scaled(a, b)
         assert isinstance(out, Moments)
-        return make(out.m, out.v, nd, probs=out.probs, key_var=out.key_var, pos=out.pos)
+        return make(out.m, out.v, nd, probs=out.probs, key_var=out.key_var, pos=out.pos,
+                    rect=out.rect)
     m = a.m * b.m
     v = a.s * b.s - m * m
     if not bool((b.v > 0).any()):  # times a constant: the correlation is kept
@@ -265,7 +269,11 @@ def batch_norm(lift: Lift, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         centre, var = channel.m, channel.v
     else:
         centre, var = rm.detach().double().reshape(shape), rv.detach().double().reshape(shape)
-    return make((mo.m - centre) / (var + eps).sqrt() * g + beta, mo.v * g * g / (var + eps), nd)
+    scale = g / (var + eps).sqrt()
+    rect = None
+    if mo.rect is not None:  # a per-channel affine map keeps the a relu(z) + b form
+        rect = (mo.rect[0], mo.rect[1], mo.rect[2] * scale, (mo.rect[3] - centre) * scale + beta)
+    return make((mo.m - centre) * scale + beta, mo.v * scale * scale, nd, rect=rect)
 
 
 def embedding_rows(ids: torch.Tensor, weight: torch.Tensor, nd: int) -> Moments:
@@ -320,14 +328,35 @@ def activation(op: str) -> Callable[[Lift, tuple[Any, ...], dict[str, Any], Any]
 
 
 def apply(mo: Moments, name: str, nd: int) -> Moments:
-    """phi(x) elementwise for x ~ N(m, v) per element."""
+    """phi(x) elementwise for x ~ N(m, v) per element, or x = a relu(z) + b (``rect``)."""
+    if mo.rect is not None:
+        mean, var = rectified(mo.rect, name, mo.m.shape)
+        return make(mean, var, nd)
     mu, var_in = mo.m.reshape(-1), mo.v.reshape(-1)
     mean, var, _ = unit_moments(name, mu, var_in)
     pos = None
     if mo.pos is not None and float(var.mean()) > 0:
         slope = mean_slope(name, mu, var_in)
         pos = positions.scaled(mo.pos, float((slope * slope * var_in).mean() / var.mean()))
-    return make(mean.reshape(mo.m.shape), var.reshape(mo.m.shape), nd, pos=pos)
+    rect = (mo.m, mo.v, torch.ones(()), torch.zeros(())) if name == "relu" else None
+    return make(mean.reshape(mo.m.shape), var.reshape(mo.m.shape), nd, pos=pos, rect=rect)
+
+
+def rectified(rect: tuple[torch.Tensor, ...], name: str, shape: Any
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of phi(a relu(z) + b), z ~ N(mu, var), by Gauss-Hermite over z."""
+    mu, var, a, b = (t.expand(shape).reshape(-1) for t in rect)
+    nodes, weights = _gh()
+    u = torch.tensor(nodes, dtype=torch.float64)
+    w = torch.tensor(weights, dtype=torch.float64)
+    z = mu[:, None] + var.clamp_min(0).sqrt()[:, None] * u[None, :]
+    x = a[:, None] * torch.relu(z) + b[:, None]
+    y = torch.relu(x) if name == "relu" else FUNCS[name](x) if name in FUNCS else None
+    if y is None:
+        raise Unsupported(name)
+    mean = (y * w).sum(1)
+    second = (y * y * w).sum(1)
+    return mean.reshape(shape), (second - mean * mean).clamp_min(0).reshape(shape)
 
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "sigmoid", "elu", "leaky_relu", "softplus",

@@ -7,13 +7,13 @@ along a homogeneous dim leaves them, a concatenation stacks the parts' statistic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, full, make, reshape
 from lossdoctor.theory.positions import Pos, permuted
+
 
 def _first(lift: Lift, args: tuple[Any, ...]) -> tuple[torch.Tensor, Moments]:
     x = args[0]
