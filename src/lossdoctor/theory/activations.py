@@ -145,17 +145,33 @@ def _leaky_unit_moments(a: float, mu: torch.Tensor, var: torch.Tensor
     return mean, (second - mean * mean).clamp_min(0), slope2
 
 
-def mean_slope(op: str, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """Per unit E[phi'(z_j)] for z_j ~ N(mu_j, var_j) (Gauss-Hermite; Phi(mu/s) for ReLU)."""
+@lru_cache(maxsize=4)
+def _hermite(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return torch.tensor(x), torch.tensor(w / math.sqrt(2 * math.pi))
+
+
+def elementwise_moments(op: str, mu: torch.Tensor, var: torch.Tensor, nodes: int = 24
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per element (E[phi(z)], Var[phi(z)], E[phi'(z)]) for z ~ N(mu, var), any shape.
+
+    ReLU/LeakyReLU in closed form; smooth activations by Gauss-Hermite with ``nodes`` points,
+    one node at a time (memory of one tensor), and the slope by Stein's lemma,
+    E[phi'(z)] = E[phi(z) (z - mu)] / var, so no autograd is needed.
+    """
     a = _slope(op)
     if a is not None:
-        cdf: torch.Tensor = torch.special.ndtr(mu / var.clamp_min(1e-300).sqrt())
-        return cdf + (1 - cdf) * a
-    u, w = _gh()
-    nodes = torch.tensor(u, dtype=torch.float64)
-    wt = torch.tensor(w, dtype=torch.float64)
-    with torch.enable_grad():
-        z = (mu[:, None] + var.clamp_min(0).sqrt()[:, None] * nodes[None, :]).requires_grad_(True)
-        (dy,) = torch.autograd.grad(FUNCS[op](z).sum(), z)
-    slope: torch.Tensor = (dy * wt).sum(1)
-    return slope
+        mean, v, _ = _leaky_unit_moments(a, mu.reshape(-1), var.reshape(-1))
+        cdf = torch.special.ndtr(mu / var.clamp_min(1e-300).sqrt())
+        return mean.reshape(mu.shape), v.reshape(mu.shape), cdf + (1 - cdf) * a
+    f = FUNCS[op]
+    u, w = _hermite(nodes)
+    sd = var.clamp_min(0).sqrt()
+    m1, m2, st = torch.zeros_like(mu), torch.zeros_like(mu), torch.zeros_like(mu)
+    for node, weight in zip(u.tolist(), w.tolist(), strict=True):
+        y = f(mu + sd * node)
+        m1 += weight * y
+        m2 += weight * y * y
+        st += weight * y * node
+    slope = torch.where(sd > 0, st / sd.clamp_min(1e-300), 0.0)
+    return m1, (m2 - m1 * m1).clamp_min(0), slope

@@ -215,4 +215,20 @@ def reshape(mo: Moments, old: Sequence[int], new: Sequence[int]) -> Moments:
         dst.extend(new[d] if feature else 1 for d in jj)
     m = mo.m.expand(expand).reshape(dst)
     v = mo.v.expand(expand).reshape(dst)
+    if len(dst) > 1:
+        m, v = compress(m, v)  # (B, S) -> (B*S) -> (B, S): the batch dim is homogeneous again
     return Moments(m, v, pos=reshaped(mo.pos, old, new))
+
+
+def _same(x: torch.Tensor, first: torch.Tensor) -> bool:
+    return float((x - first).abs().max()) <= 1e-9 * float(x.abs().max())
+
+
+def compress(m: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Store once every dim along which all slices of m and v agree."""
+    for d in range(m.dim()):
+        if m.shape[d] > 1:
+            m0, v0 = m.narrow(d, 0, 1), v.narrow(d, 0, 1)
+            if _same(m, m0) and _same(v, v0):
+                m, v = m0, v0
+    return m, v

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lossdoctor.theory import positions
-from lossdoctor.theory.activations import FUNCS, _gh, mean_slope, supported, unit_moments
+from lossdoctor.theory.activations import FUNCS, _gh, elementwise_moments, supported
 from lossdoctor.theory.moments import Lift, Moments, Unsupported, make, pool
 
 
@@ -332,14 +332,12 @@ def apply(mo: Moments, name: str, nd: int) -> Moments:
     if mo.rect is not None:
         mean, var = rectified(mo.rect, name, mo.m.shape)
         return make(mean, var, nd)
-    mu, var_in = mo.m.reshape(-1), mo.v.reshape(-1)
-    mean, var, _ = unit_moments(name, mu, var_in)
+    mean, var, slope = elementwise_moments(name, mo.m, mo.v)
     pos = None
     if mo.pos is not None and float(var.mean()) > 0:
-        slope = mean_slope(name, mu, var_in)
-        pos = positions.scaled(mo.pos, float((slope * slope * var_in).mean() / var.mean()))
+        pos = positions.scaled(mo.pos, float((slope * slope * mo.v).mean() / var.mean()))
     rect = (mo.m, mo.v, torch.ones(()), torch.zeros(())) if name == "relu" else None
-    return make(mean.reshape(mo.m.shape), var.reshape(mo.m.shape), nd, pos=pos, rect=rect)
+    return make(mean, var, nd, pos=pos, rect=rect)
 
 
 def rectified(rect: tuple[torch.Tensor, ...], name: str, shape: Any
