@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossdoctor.theory.moments import Lift, Moments, Unsupported, make
+from lossdoctor.theory.moments import Lift, Moments, Unsupported, make, pool
 from lossdoctor.theory.ops import drop
 from lossdoctor.theory.positions import attended
 
@@ -48,7 +48,13 @@ def product(a: Moments, b: Moments, inner: int, nd: int) -> Moments:
         v_keys = bv.mean(tuple(d for d in range(bv.dim()) if d != bv.dim() - 2))
         extra, pos = attended(p_m, p_v, b.pos, v_keys)
         feature = bv.mean(-2, keepdim=True) / v_keys.mean().clamp_min(1e-300)
-        return make(mean, a_s @ bv + extra[:, None] * feature, nd, pos=pos)
+        out = make(mean, a_s @ bv + extra[:, None] * feature, nd, pos=pos)
+        if out.m.dim() > 2 and out.m.shape[0] > 1:
+            # per-example masks (padding) made the statistics per example: keep their mixture,
+            # which has the same second moment, so the cost does not grow with the batch
+            pooled = pool(out, (0,))
+            out = Moments(pooled.m, pooled.v, pos=out.pos)
+        return out
     s = a_s @ (bm * bm + bv) - (am * am) @ (bm * bm) + mean * mean
     return make(mean, s - mean * mean, nd, key_var=a_s @ bv)
 
