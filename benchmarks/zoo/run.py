@@ -1,6 +1,7 @@
 """Diagnose every healthy zoo set-up and every injected bug; score quiet and found.
 
-- healthy: a warning or error on a healthy set-up is a false alarm (info is fine);
+- healthy: a warning or error on a set-up at its library default is a false alarm (info is
+  fine), unless the zoo lists it as a true finding there, measured (``Setup.true_findings``);
 - bugs: found when an expected code is reported (any severity), first when it is the first
   finding.
 
@@ -61,7 +62,9 @@ def healthy(verify_steps: int, only: set[str]) -> list[dict[str, Any]]:
             "layers": len(report.trace.layers) if report else 0,
             "found": [f"{f.code}:{f.severity}" for f in findings],
             "loud": [f"{f.code}:{f.severity}" for f in findings
-                     if f.severity in ("warning", "error")],
+                     if f.severity in ("warning", "error") and f.code not in s.true_findings],
+            "true": [f"{f.code}:{f.severity}" for f in findings if f.code in s.true_findings],
+            "why_true": s.why,
             "error": error, "seconds": round(time.perf_counter() - t, 2),
         })
         print(f"  {s.name}: {rows[-1]['found'] or 'quiet'}{' ' + error if error else ''}",
@@ -103,13 +106,15 @@ def main() -> None:
     b = bugs(steps, only)
     console = Console(width=140)
     t = Table(title=f"real-architecture zoo (verify_steps={steps})")
-    for c in ("model", "family", "params", "loss", "recorded", "warnings/errors", "info"):
+    for c in ("model", "family", "params", "loss", "recorded", "false alarms", "true findings",
+              "info"):
         t.add_column(c)
     for r in h:
-        info = [f for f in r["found"] if f not in r["loud"]]
+        info = [f for f in r["found"] if f not in r["loud"] and f not in r["true"]]
         t.add_row(r["name"], r["family"], f"{r['params'] / 1e6:.2f}M",
                   f"{r['loss']} ({r['loss_source']})", str(r["layers"]),
-                  r["error"] or (", ".join(r["loud"]) or "-"), ", ".join(info) or "-")
+                  r["error"] or (", ".join(r["loud"]) or "-"), ", ".join(r["true"]) or "-",
+                  ", ".join(info) or "-")
     console.print(t)
     t = Table(title="injected bugs")
     for c in ("bug", "model", "expected", "found", "first"):
@@ -123,7 +128,11 @@ def main() -> None:
     first = sum(r["first"] for r in b)
     summary = {"healthy": len(h), "false_alarms": alarms, "bugs": len(b), "found": found,
                "first": first, "verify_steps": steps}
-    console.print(f"healthy set-ups: {len(h)}, with a warning/error or refusal: {alarms}; "
+    for r in h:
+        if r["true"]:
+            console.print(f"true finding on {r['name']}: {r['why_true']}")
+    console.print(f"library-default set-ups: {len(h)}, false alarms (a warning/error that is "
+                  f"not a measured true finding, or a refusal): {alarms}; "
                   f"bugs: {len(b)}, found: {found}, named first: {first}")
     out = args.json or (RESULTS if not only else None)
     if out is not None:
