@@ -46,8 +46,8 @@ class LayerStats:
     Attributes:
         index: position in execution order.
         name: module path (``net.3``) or ``fn:<op>#<n>`` for a functional op.
-        kind: ``linear``, ``conv``, ``norm``, ``embedding``, ``activation``, ``add``, ``log``
-            or ``other``.
+        kind: ``linear``, ``conv``, ``norm``, ``embedding``, ``recurrent`` (LSTM/GRU/RNN: the
+            output sequence), ``activation``, ``add``, ``log`` or ``other``.
         op: the module class or function name (``Linear``, ``relu``, ``softmax``...).
         phase: ``model`` (inside the forward pass) or ``loss`` (inside ``loss_fn``).
         inputs: statistics of the first input (the pre-activation for activations).

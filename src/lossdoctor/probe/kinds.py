@@ -49,6 +49,8 @@ def module_kind(m: nn.Module) -> tuple[str, str] | None:
         return ("norm", type(m).__name__)
     if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
         return ("embedding", type(m).__name__)
+    if isinstance(m, nn.RNNBase):
+        return ("recurrent", type(m).__name__)
     return None
 
 
