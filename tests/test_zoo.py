@@ -123,3 +123,16 @@ def test_the_healthy_token_models_count_no_padding() -> None:
         tk = _diagnose(make()).trace.tokens
         assert tk is not None and tk.padded > 0 and tk.padded_counted == 0
         assert tk.copied / max(tk.positions, 1) < 0.05
+
+
+def test_a_hugging_face_model_and_its_optimizer_are_untouched() -> None:
+    case = bugs._bert_labels_one_based()  # the refused-labels path, with verification
+    model, opt = case["model"], case["optimizer"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt_before = repr(opt.state_dict())
+    rng = torch.get_rng_state()
+    ld.diagnose(model, case["inputs"], case["targets"], case["loss_fn"], opt, verify_steps=3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert repr(opt.state_dict()) == opt_before
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert model.training and all(p.grad is None for p in model.parameters())
