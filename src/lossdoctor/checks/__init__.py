@@ -4,6 +4,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     data,
     dead_units,
     degenerate,
+    direction,
     dynamics,
     gradients,
     head_labels,
@@ -22,6 +23,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     saturation,
     signal,
     stale,
+    tokens,
     trainable,
 )
 from lossdoctor.checks.base import REGISTRY, run_checks
