@@ -225,7 +225,10 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
         case = Case(model, inputs, targets, loss_fn, optimizer)
         with untouched(model, loss_fn):
             try:
-                trace = replace(trace, steps=step_stats(case, verify_steps, thresholds, budget))
+                # without a warning or error the steps only have the learning rate to judge
+                loud = any(f.severity != "info" for f in run_checks(trace, thresholds))
+                trace = replace(trace, steps=step_stats(case, verify_steps, thresholds, budget,
+                                                        need_progress=loud))
             except (ModelError, LossFnError) as e:
                 step_error = e  # raised below unless a finding explains it (e.g. BCE on ReLU)
                 trace = replace(trace, notes=(*trace.notes, f"probe steps stopped: {e}"))

@@ -122,26 +122,33 @@ def train_steps(case: Case, steps: int, ratios: list[float] | None = None,
     return losses
 
 
-def settled(losses: Sequence[float], ratios: Sequence[float], steps: int,
-            th: Thresholds) -> bool:
+def settled(losses: Sequence[float], ratios: Sequence[float], steps: int, th: Thresholds,
+            need_progress: bool = True) -> bool:
     """Whether the probe steps can stop early: past half of ``steps``, every loss finite, the
-    first step's update/weight ratio inside its lines and the loss already down by
-    ``learning_progress``. No learning-rate finding can then come from the remaining steps
-    unless the loss later climbs back by half of its start (the benchmarks show none)."""
+    first step's update/weight ratio inside its lines, the loss lower than at the start and,
+    when a finding waits on it (``need_progress``), already down by ``learning_progress``.
+
+    No learning-rate finding can then come from the remaining steps unless the loss later climbs
+    back by half of its start (the fault benchmark shows none), and the findings the steps
+    downgrade when the set-up learns are decided.
+    """
     if len(losses) - 1 < max(steps // 2, 1) or not all(math.isfinite(v) for v in losses):
         return False
     if ratios and not th.update_ratio_low <= statistics.median(ratios) <= th.update_ratio_high:
         return False
-    return progress(tuple(losses), th) is not None and losses[-1] < losses[0]
+    if not losses[-1] < losses[0]:
+        return False
+    return not need_progress or progress(tuple(losses), th) is not None
 
 
 def step_stats(case: Case, steps: int, th: Thresholds | None = None,
-               budget: Budget | None = None) -> StepStats:
+               budget: Budget | None = None, need_progress: bool = True) -> StepStats:
     """Train a copy of ``case`` for up to ``steps`` steps and summarise what happened.
 
-    The steps stop early once they have :func:`settled` (the set-up visibly learns at a sane
-    step size) or when the next one would not fit the ``budget``; the budget learns the cost of
-    one step from them.
+    The steps stop early once they have :func:`settled` (the set-up learns at a sane step size)
+    or when the next one would not fit the ``budget``; the budget learns the cost of one step
+    from them. ``need_progress``: a finding waits on whether the loss falls by
+    ``learning_progress``.
     """
     th = th or Thresholds()
     budget = budget or Budget(None)
@@ -155,7 +162,7 @@ def step_stats(case: Case, steps: int, th: Thresholds | None = None,
         if not budget.allows(1):
             budget.skipped.append(f"probe steps stopped after {done} of {steps}")
             return True
-        return settled(losses, ratios, steps, th)
+        return settled(losses, ratios, steps, th, need_progress)
 
     losses = train_steps(copy, steps, ratios, stop)
     budget.step_seconds = (time.perf_counter() - start) / max(len(losses) - 1, 1)
