@@ -69,7 +69,7 @@ STEP_CODES = frozenset({"lr-too-high", "lr-too-low", "loss-degenerate", "half-pr
 def _rediagnose(case: Case, task: Task | None,
                 thresholds: Thresholds | None) -> tuple[Trace, list[Finding]]:
     """Probe the repaired copy (left as it was for the steps) and run the checks."""
-    with untouched(case.model):
+    with untouched(case.model, params=False):  # a copy: only its own training writes them
         trace = probe(case.model, case.inputs, case.targets, case.loss_fn, case.optimizer, task)
     return trace, run_checks(trace, thresholds)
 
