@@ -117,10 +117,18 @@ def lstm() -> Case:
             "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
 
 
-MODELS: dict[str, Callable[[], Case]] = {
-    "bert-4l-cls": bert, "gpt2-4l-lm": gpt2, "resnet18-ish": resnet, "mlp-100x256": mlp100,
-    "lstm-2l": lstm,
-}
+def _models() -> dict[str, Callable[[], Case]]:
+    """The benchmark zoo (``benchmarks/zoo``) when present, plus the 100-layer MLP (depth)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from zoo.models import ZOO
+    except ImportError:
+        return {"bert-4l-cls": bert, "gpt2-4l-lm": gpt2, "resnet18-ish": resnet,
+                "mlp-100x256": mlp100, "lstm-2l": lstm}
+    return {**{s.name: s.make for s in ZOO}, "mlp-100x256": mlp100}
+
+
+MODELS = _models()
 
 
 def build(name: str) -> Case:

@@ -178,7 +178,9 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
                 out[i] = replace(out[i], verification=Verification(
                     repair.name, repair.title(trace), "failed", {}, {}, reason))
         return out
-    steps = max(len(base_losses) - 1, 0) or steps
+    if base_losses and all(math.isfinite(v) for v in base_losses):
+        steps = max(len(base_losses) - 1, 0) or steps  # as many as settled the probe steps
+    # (an unfixed run that went non-finite stopped there: a fix trains the full count)
     before = _metrics(trace, findings, base_losses)
     before_errors = {f.code for f in findings if f.severity == "error"}
     for repair, idx in todo.values():
