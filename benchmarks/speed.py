@@ -3,9 +3,8 @@
 Per model (real architectures built from their configs, no downloads, CPU):
 
 - ``fwd+bwd``: one plain forward, loss and ``torch.autograd.grad`` (median of interleaved runs);
-- ``v=0``: ``diagnose(verify_steps=0)`` over that (median of interleaved runs), and the time per
-  recorded layer beyond the plain step (``ms/rec``: everything the probe adds, divided by the
-  records);
+- ``v=0``: ``diagnose(verify_steps=0)`` over that (median of interleaved runs); ``recs``: the
+  layers and ops it recorded;
 - ``default``: ``diagnose()`` with its default verification, over the same plain step;
 - ``mem v=0`` / ``mem default``: peak memory of the diagnosis over the peak of a plain step. Each
   is measured in a fresh child process: the resident set size after importing (before the
@@ -50,9 +49,9 @@ def bert() -> Case:
 
     _quiet_transformers()
     model = BertForSequenceClassification(BertConfig(
-        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+        hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
         num_labels=3))
-    x = torch.randint(0, 30522, (16, 128))
+    x = torch.randint(0, 30522, (16, 64))
     return {"model": model, "inputs": {"input_ids": x}, "targets": torch.randint(0, 3, (16,)),
             "loss_fn": lambda out, y: F.cross_entropy(out.logits, y),
             "optimizer": torch.optim.AdamW(model.parameters(), lr=5e-5)}
@@ -62,9 +61,9 @@ def gpt2() -> Case:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     _quiet_transformers()
-    model = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=256, n_head=4, vocab_size=8000,
-                                       n_positions=128, bos_token_id=0, eos_token_id=0))
-    x = torch.randint(0, 8000, (8, 128))
+    model = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=128, n_head=4, vocab_size=8000,
+                                       n_positions=64, bos_token_id=0, eos_token_id=0))
+    x = torch.randint(0, 8000, (8, 64))
 
     def loss_fn(out: Any, ids: torch.Tensor) -> torch.Tensor:
         logits = out.logits[:, :-1]
@@ -81,7 +80,7 @@ def resnet() -> Case:
     model = ResNetForImageClassification(ResNetConfig(
         num_labels=10, depths=[2, 2, 2, 2], hidden_sizes=[32, 64, 128, 256], embedding_size=32,
         layer_type="basic"))
-    return {"model": model, "inputs": (torch.randn(16, 3, 64, 64),),
+    return {"model": model, "inputs": (torch.randn(8, 3, 64, 64),),
             "targets": torch.randint(0, 10, (16,)),
             "loss_fn": lambda out, y: F.cross_entropy(out.logits, y),
             "optimizer": torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
@@ -93,8 +92,8 @@ def mlp100() -> Case:
     for _ in range(100):
         layers += [nn.Linear(256, 256), nn.ReLU()]
     model = nn.Sequential(*layers, nn.Linear(256, 10))
-    return {"model": model, "inputs": torch.randn(256, 256),
-            "targets": torch.randint(0, 10, (256,)), "loss_fn": nn.CrossEntropyLoss(),
+    return {"model": model, "inputs": torch.randn(128, 256),
+            "targets": torch.randint(0, 10, (128,)), "loss_fn": nn.CrossEntropyLoss(),
             "optimizer": torch.optim.SGD(model.parameters(), lr=0.01)}
 
 
@@ -102,8 +101,8 @@ class LSTMClassifier(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.emb = nn.Embedding(5000, 128)
-        self.lstm = nn.LSTM(128, 256, num_layers=2, batch_first=True)
-        self.head = nn.Linear(256, 5)
+        self.lstm = nn.LSTM(128, 128, num_layers=2, batch_first=True)
+        self.head = nn.Linear(128, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(self.emb(x))
@@ -112,7 +111,7 @@ class LSTMClassifier(nn.Module):
 
 def lstm() -> Case:
     model = LSTMClassifier()
-    return {"model": model, "inputs": torch.randint(0, 5000, (32, 64)),
+    return {"model": model, "inputs": torch.randint(0, 5000, (32, 32)),
             "targets": torch.randint(0, 5, (32,)), "loss_fn": nn.CrossEntropyLoss(),
             "optimizer": torch.optim.Adam(model.parameters(), lr=1e-3)}
 
@@ -194,7 +193,7 @@ def main() -> None:
     reps = 3 if args.quick else 7
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ratios over one plain "
           "forward+backward, measured in this run")
-    head = (f"{'model':14s} {'params':>7s} {'fwd+bwd':>8s} {'v=0':>6s} {'ms/rec':>6s} "
+    head = (f"{'model':14s} {'params':>7s} {'fwd+bwd':>8s} {'v=0':>6s} {'recs':>5s} "
             f"{'default':>7s} {'mem v=0':>7s} {'mem def':>7s}  findings (default)")
     print(head)
     ratios0, ratios = [], []
@@ -224,10 +223,23 @@ def main() -> None:
         ratios0.append(v0 / base)
         ratios.append(default / base)
         print(f"{name:14s} {params / 1e6:6.2f}M {1e3 * base:6.1f}ms {v0 / base:5.2f}x "
-              f"{1e3 * (v0 - base) / max(records, 1):6.2f} {default / base:6.1f}x {mem}  {found}",
+              f"{records:5d} {default / base:6.1f}x {mem}  {found}",
               flush=True)
     print(f"median v=0 {statistics.median(ratios0):.2f}x (worst {max(ratios0):.2f}x); median "
           f"default {statistics.median(ratios):.1f}x (worst {max(ratios):.1f}x)")
+
+
+def record_overhead() -> None:
+    """Fixed cost of recording one layer output: a small tensor, so the reductions are cheap."""
+    from lossdoctor.probe.recorder import Recorder
+
+    x = torch.randn(64, 128, requires_grad=True)
+    out = torch.relu(x)
+    rec = Recorder()
+    t_rec, t_relu = interleaved([lambda: rec.record("l", "activation", "relu", x, out),
+                                 lambda: torch.relu(x)], 2000)
+    print(f"recording one layer (64x128 output, input and saturation statistics, gradient hook): "
+          f"{1e3 * t_rec:.3f} ms ({1e3 * t_relu:.3f} ms for the relu itself)")
 
 
 def predict_speed() -> None:
@@ -250,4 +262,5 @@ def predict_speed() -> None:
 if __name__ == "__main__":
     main()
     if "--child" not in sys.argv:
+        record_overhead()
         predict_speed()
