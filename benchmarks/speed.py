@@ -81,7 +81,7 @@ def resnet() -> Case:
         num_labels=10, depths=[2, 2, 2, 2], hidden_sizes=[32, 64, 128, 256], embedding_size=32,
         layer_type="basic"))
     return {"model": model, "inputs": (torch.randn(8, 3, 64, 64),),
-            "targets": torch.randint(0, 10, (16,)),
+            "targets": torch.randint(0, 10, (8,)),
             "loss_fn": lambda out, y: F.cross_entropy(out.logits, y),
             "optimizer": torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
                                          weight_decay=1e-4)}
