@@ -142,3 +142,14 @@ def test_reinit_is_one_forward_per_pass_and_leaves_unit_scale() -> None:
             rms.append(float(x.detach().pow(2).mean().sqrt()))
     assert rms[:-1] == pytest.approx([1.0] * 60, rel=1e-3)
     assert rms[-1] == pytest.approx(0.1, rel=1e-3)
+
+
+def test_a_budget_that_nothing_fits_skips_verification_and_says_so() -> None:
+    report = ld.diagnose(**EXAMPLES["deep-relu"](), budget=1e-9)
+    checked = [f.verification for f in report.findings if f.verification is not None]
+    assert checked and all(v.status == "not verified" and "budget" in v.message
+                           for v in checked)
+    note = next(n for n in report.trace.notes if n.startswith("budget"))
+    assert "probe steps stopped after" in note and "reinit not verified" in note
+    with pytest.raises(ld.LossDoctorError, match="budget"):
+        ld.diagnose(**EXAMPLES["deep-relu"](), budget=0)
