@@ -51,10 +51,14 @@ def reduce(t: torch.Tensor, saturation_z: float | None = None) -> Values:
         if x.device.type != "cpu":
             return _reduce_masked(x, saturation_z)
         lo, hi = torch.aminmax(x)
-        parts = [x.sum(), torch.linalg.vector_norm(x), lo, hi, torch.count_nonzero(x)]
+        counts = [torch.count_nonzero(x)]
         if saturation_z is not None:
-            parts.append(torch.count_nonzero(x.abs() >= saturation_z))
-        s1, norm, mn, mx, nonzero, *sat = torch.stack([p.double() for p in parts]).tolist()
+            counts.append(torch.count_nonzero(x.abs() >= saturation_z))
+        # one stack in the tensor's dtype: counts are exact in float32 below 2^24 elements
+        dtype = x.dtype if n < 2**24 else torch.float64
+        s1, norm, mn, mx, nonzero, *sat = torch.stack(
+            [x.sum().to(dtype), torch.linalg.vector_norm(x).to(dtype), lo.to(dtype),
+             hi.to(dtype), *(c.to(dtype) for c in counts)]).tolist()
         if not (math.isfinite(s1) and math.isfinite(norm)):
             return _reduce_masked(x, saturation_z).tolist()
     mean, ms = s1 / n, norm * norm / n
