@@ -8,6 +8,8 @@ grows without bound as the logits of wrong classes grow (TheDeepChecker's flippe
 
 from __future__ import annotations
 
+import math
+
 from lossdoctor.checks.base import check
 from lossdoctor.findings import Finding, Fix
 from lossdoctor.fmt import g
@@ -24,7 +26,7 @@ def loss_maximized(trace: Trace, th: Thresholds) -> list[Finding]:
     if loss.error is not None or loss.kind not in _MINIMISED:
         return []
     lib = loss.library_value
-    negated = (lib is not None and lib > 0 and loss.data_value is None
+    negated = (lib is not None and math.isfinite(lib) and lib > 0 and loss.data_value is None
                and abs(loss.value + lib) <= 1e-6 * abs(lib) + 1e-12)
     maximize = opt is not None and opt.maximize
     if negated == maximize:  # neither, or both (two sign flips cancel)
