@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
 
+from lossdoctor.causes import Cause, find_causes
 from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.trace import Trace
 
-# Version of the JSON layout of ``Report.to_dict``: bumped when a key is renamed or removed.
-SCHEMA_VERSION = 1
+# Version of the JSON layout of ``Report.to_dict``: bumped when the layout changes (2: ``causes``).
+SCHEMA_VERSION = 2
 
 
 def strict(x: Any) -> Any:
@@ -29,7 +31,7 @@ def strict(x: Any) -> Any:
 
 @dataclass(frozen=True)
 class Report:
-    """Findings (most severe first) and the trace they were measured on.
+    """Findings (most severe first), the causes they group into, and the trace.
 
     Attributes:
         trace: everything measured.
@@ -38,6 +40,12 @@ class Report:
 
     trace: Trace
     findings: list[Finding]
+
+    @cached_property
+    def causes(self) -> list[Cause]:
+        """The findings grouped by the causes graph: each root with the symptoms it explains,
+        most severe cause first (``lossdoctor.causes``)."""
+        return find_causes(self.findings, self.trace)
 
     @property
     def codes(self) -> set[str]:
@@ -55,13 +63,14 @@ class Report:
         return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[at_least] for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for strict JSON (NaN/Inf as strings): findings first, then the trace."""
+        """Plain data for strict JSON (NaN/Inf as strings): causes, findings, then the trace."""
         from lossdoctor import __version__
 
         out: dict[str, Any] = strict({
             "schema_version": SCHEMA_VERSION,
             "lossdoctor_version": __version__,
             "codes": sorted(self.codes),
+            "causes": [c.to_dict() for c in self.causes],
             "findings": [f.to_dict() for f in self.findings],
             "trace": self.trace.to_dict(),
         })
