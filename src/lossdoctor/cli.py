@@ -102,6 +102,15 @@ class Main(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def check_output_path(path_s: str, option: str) -> None:
+    """Refuse an output path that cannot be written, before anything runs."""
+    path = Path(path_s)
+    if path.is_dir():
+        raise LossDoctorError(f"{option} {path_s} is a directory")
+    if not path.parent.is_dir():
+        raise LossDoctorError(f"{option} {path_s}: no such directory {path.parent}")
+
+
 def _check_fix_script(fix_script: str, target: str | None, force: bool) -> None:
     """Refuse a --fix-script path before anything runs."""
     path = Path(fix_script)
@@ -140,11 +149,13 @@ def main() -> None:
 @click.option("--fix-script", type=click.Path(dir_okay=False),
               help="Write a script that builds TARGET and applies the verified fixes.")
 @click.option("--force", is_flag=True, help="Let --fix-script overwrite an existing file.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write the report as one self-contained HTML page with plots.")
 @click.option("--width", type=click.IntRange(min=40, max=10_000), default=100, show_default=True,
               help="Report width.")
 def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: str,
              task: str | None, verify_steps: int, fix_script: str | None, force: bool,
-             width: int) -> None:
+             html_path: str | None, width: int) -> None:
     """Diagnose one batch.
 
     TARGET is FILE.py:FACTORY, where FACTORY() returns a dict with model, inputs, targets,
@@ -156,6 +167,7 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
       lossdoctor diagnose my_model.py:make --json
       lossdoctor diagnose my_model.py:make --fail-on warning
       lossdoctor diagnose my_model.py:make --fix-script fixed.py
+      lossdoctor diagnose my_model.py:make --html report.html
     """
     from lossdoctor.diagnose import diagnose as run
     from lossdoctor.examples import EXAMPLES
@@ -165,6 +177,8 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
             raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
         if fix_script:
             _check_fix_script(fix_script, target, force)
+        if html_path:
+            check_output_path(html_path, "--html")
         made = EXAMPLES[example]() if example else load_factory(target or "")
         try:
             with user_output():
@@ -183,6 +197,13 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
         sys.exit(2)
     except LossDoctorError as e:
         click.echo(f"lossdoctor: error: {e}", err=True)
+        sys.exit(2)
+    try:
+        if html_path:
+            report.save_html(html_path, title=f"lossdoctor: {example or target}")
+            click.echo(f"lossdoctor: wrote {html_path}", err=True)
+    except OSError as e:
+        click.echo(f"lossdoctor: error: cannot write the HTML report: {e}", err=True)
         sys.exit(2)
     if as_json:
         click.echo(json.dumps(_jsonable(report.to_dict()), indent=2, allow_nan=False))

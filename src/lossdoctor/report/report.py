@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -75,6 +77,22 @@ class Report:
             "trace": self.trace.to_dict(),
         })
         return out
+
+    def to_html(self, title: str = "lossdoctor report") -> str:
+        """The report as one self-contained HTML page (inline CSS and SVG plots, no script)."""
+        from lossdoctor.report.html import to_html
+
+        return to_html(self, title)
+
+    def save_html(self, path: str | os.PathLike[str], title: str = "lossdoctor report") -> Path:
+        """Write :meth:`to_html` to ``path`` (UTF-8) and return the path."""
+        out = Path(path)
+        out.write_text(self.to_html(title), encoding="utf-8")
+        return out
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the HTML report."""
+        return self.to_html()
 
     def render(self, width: int = 100, color: bool = False) -> str:
         """The terminal report as text."""
