@@ -15,11 +15,11 @@ from pathlib import Path
 FLAGS = ["--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0",
          "--no-first-run", "--no-default-browser-check", "--disable-extensions",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--metrics-recording-only", "--mute-audio", "--hide-scrollbars"]
-# Chromium's console messages on stderr: "...:INFO:CONSOLE(12)] "message", source: file:///..."
-CONSOLE = re.compile(r":CONSOLE\(\d+\)\]\s*(.*)")
-# A request the page makes for anything but its own file (no network allowed).
-FETCH = re.compile(r"(https?|ftp)://(?!www\.w3\.org/2000/svg)")
+         "--metrics-recording-only", "--mute-audio", "--hide-scrollbars",
+         "--proxy-server=127.0.0.1:9"]  # offline: any http(s) request fails (and is logged)
+# The page's console messages (including "Failed to load resource" and uncaught exceptions) on
+# stderr: '...:INFO:CONSOLE:1] "message", source: file:///...' (older: 'CONSOLE(1)]')
+CONSOLE = re.compile(r":CONSOLE[:(]\d+\)?\]\s*(.*)")
 
 
 def chromium() -> str | None:
