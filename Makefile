@@ -43,3 +43,7 @@ causes-table: $(VENV)/.installed
 	$(BIN)/python -c "import re, pathlib; from lossdoctor.causes.graph import markdown_table as t; \
 	p = pathlib.Path('docs/causes.md'); p.write_text(re.sub(r'(?s)<!-- graph:start -->.*?<!-- graph:end -->', \
 	lambda m: '<!-- graph:start -->\n' + t() + '\n<!-- graph:end -->', p.read_text()))"
+
+# Rebuild docs/story1-report.html, docs/monitor-report.html and their screenshots (needs chromium).
+docs-reports: $(VENV)/.installed
+	$(BIN)/python docs/build_reports.py

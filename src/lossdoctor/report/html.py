@@ -137,6 +137,8 @@ def to_html(report: Report, title: str = "lossdoctor report") -> str:
     from lossdoctor import __version__
 
     body: list[str] = [f"<h1>{escape(title)}</h1>", _header(report)]
+    if report.trace.run is not None and report.trace.run.losses:  # a run: its curve first
+        body += ["<h2>The run</h2>", run_chart(report)]
     causes = report.causes
     if causes:
         counts = {s: sum(c.severity == s for c in causes) for s in ("error", "warning", "info")}
@@ -149,8 +151,6 @@ def to_html(report: Report, title: str = "lossdoctor report") -> str:
     else:
         body.append('<p class="clean">No problems found.</p>')
     charts: list[str] = []
-    if report.trace.run is not None and report.trace.run.losses:
-        charts.append(run_chart(report))
     if report.trace.layers:
         charts.append(layer_chart(report))
     charts += verification_charts(report)
