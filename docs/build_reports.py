@@ -15,10 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks" / "faults")]
 
-from browser import screenshot  # noqa: E402
 from runs import RUNS  # noqa: E402
 
 import lossdoctor as ld  # noqa: E402
+from browser import screenshot  # noqa: E402
 from lossdoctor.examples import EXAMPLES  # noqa: E402
 
 DOCS = ROOT / "docs"

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from browser import chromium, dump_dom, screenshot
 from click.testing import CliRunner
 from runs import RUNS
 
 import lossdoctor as ld
+from browser import chromium, dump_dom, screenshot
 from lossdoctor.cli import main
 from lossdoctor.examples import EXAMPLES
 from lossdoctor.report.html import data_values
