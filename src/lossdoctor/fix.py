@@ -108,8 +108,10 @@ class FixResult:
         for a in self.applied:
             lines.append(f"  round {a.round}: {a.repair} for {a.code}: {a.message}")
         left = sorted({f.code for f in self.final.findings if f.severity != "info"})
+        info = sorted({f.code for f in self.final.findings if f.severity == "info"})
         lines.append("repaired copy: " + ("no warning or error left" if not left else
-                                          "still found: " + ", ".join(left)))
+                                          "still found: " + ", ".join(left))
+                     + (f" (info: {', '.join(info)})" if info else ""))
         lines.append(f"trained {self.steps} steps (same RNG state), evaluated on the batch:")
         for name, t in (("original", self.original), ("repaired", self.repaired)):
             acc = "" if t.accuracy is None else f", accuracy {100 * t.accuracy:.1f}%"
