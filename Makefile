@@ -28,6 +28,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/monitor_overhead.py
 	$(BIN)/python benchmarks/faults/run.py
 	$(BIN)/python benchmarks/realbugs/run.py
+	$(BIN)/python benchmarks/zoo/run.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -132,6 +132,9 @@ FAULTS: tuple[Scenario, ...] = (
     _f("collapsed-labels", "DeepFD", s.collapsed_labels, "labels-degenerate", repairable=False),
     _f("head-narrower-than-one-hot", "deepmufl", s.head_narrower_than_one_hot,
        "head-label-mismatch", repairable=False),
+    _f("lm-padding-counted", "gDefects4DL / HF forum", s.lm_padding_counted, "padding-in-loss",
+       repairable=False),
+    _f("lm-unshifted-labels", "HF forum", s.lm_unshifted, "labels-copy-inputs", repairable=False),
 )
 
 CONTROLS: tuple[Scenario, ...] = tuple(

@@ -758,3 +758,70 @@ FAULTS["sigmoid-regression-on-prices"] = (sigmoid_regression_on_prices, "output-
                                           "error")
 FAULTS["collapsed-labels"] = (collapsed_labels, "labels-degenerate", "warning")
 FAULTS["head-narrower-than-one-hot"] = (head_narrower_than_one_hot, "head-label-mismatch", "error")
+
+
+# ------------------------------------------------------------------ token labels (sequence models)
+
+
+class TinyLM(nn.Module):
+    """A one-block causal transformer LM: embedding, causal self-attention, MLP, LM head."""
+
+    def __init__(self, vocab: int = 200, d: int = 64) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.block = nn.TransformerEncoderLayer(d, 4, 4 * d, dropout=0.0, batch_first=True,
+                                                norm_first=True)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        t = ids.shape[1]
+        causal = torch.triu(torch.full((t, t), float("-inf")), 1)
+        return self.head(self.block(self.emb(ids), src_mask=causal))
+
+
+def _padded_tokens(pad: int = 0) -> torch.Tensor:
+    ids = torch.randint(1, 200, (16, 24))
+    for i in range(0, 16, 2):
+        ids[i, 12 + i // 2:] = pad  # right padding, different lengths
+    return ids
+
+
+def _lm_loss(ignore: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                               ignore_index=ignore)
+    return loss_fn
+
+
+def lm_shifted() -> Case:
+    """Healthy: next-token labels, padding set to -100."""
+    _seed(30)
+    ids = _padded_tokens()
+    y = ids[:, 1:].clone()
+    y[y == 0] = -100
+    model = TinyLM()
+    return {"model": model, "inputs": ids[:, :-1], "targets": y, "loss_fn": _lm_loss(-100),
+            "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-3)}
+
+
+def lm_padding_counted() -> Case:
+    """Next-token labels, but the padding's labels stay in the loss (no ignore_index)."""
+    _seed(31)
+    ids = _padded_tokens()
+    model = TinyLM()
+    return {"model": model, "inputs": ids[:, :-1], "targets": ids[:, 1:], "loss_fn": _lm_loss(-100),
+            "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-3)}
+
+
+def lm_unshifted() -> Case:
+    """The labels are the inputs themselves: the model can copy the token it reads."""
+    _seed(32)
+    ids = torch.randint(1, 200, (16, 24))
+    model = TinyLM()
+    return {"model": model, "inputs": ids, "targets": ids, "loss_fn": _lm_loss(-100),
+            "optimizer": torch.optim.AdamW(model.parameters(), lr=1e-3)}
+
+
+HEALTHY["lm-shifted-ignore-padding"] = lm_shifted
+FAULTS["lm-padding-counted"] = (lm_padding_counted, "padding-in-loss", "warning")
+FAULTS["lm-unshifted-labels"] = (lm_unshifted, "labels-copy-inputs", "error")

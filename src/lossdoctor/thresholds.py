@@ -85,6 +85,14 @@ class Thresholds:
         0.05, "relative loss decrease over the probe steps that shows the set-up learns",
         "the faults that stall (vanishing signal, default-init depth 20) move < 1% in 20 steps on "
         "their own batch; set-ups that train drop far more than 5% there")
+    padding_share: float = _line(
+        0.05, "share of the label positions a loss counts that are padding",
+        "the same 5% as learning_progress: a constant, trivially predicted pad label on that "
+        "share of positions moves the mean loss and its gradient by about as much")
+    copied_share: float = _line(
+        0.5, "share of the counted token labels equal to the input token at the same position",
+        "correctly shifted text repeats its previous token far below 5% of the time, and BERT's "
+        "masking leaves 10% of masked positions unchanged: 0.5 is out of reach of both")
     diverge: float = _line(
         2.0, "smoothed loss over its best so far (and rising) that means the run diverges",
         "twice the best smoothed value is beyond mini-batch noise of a moving average")

@@ -46,8 +46,8 @@ class LayerStats:
     Attributes:
         index: position in execution order.
         name: module path (``net.3``) or ``fn:<op>#<n>`` for a functional op.
-        kind: ``linear``, ``conv``, ``norm``, ``embedding``, ``activation``, ``add``, ``log``
-            or ``other``.
+        kind: ``linear``, ``conv``, ``norm``, ``embedding``, ``recurrent`` (LSTM/GRU/RNN: the
+            output sequence), ``activation``, ``add``, ``log`` or ``other``.
         op: the module class or function name (``Linear``, ``relu``, ``softmax``...).
         phase: ``model`` (inside the forward pass) or ``loss`` (inside ``loss_fn``).
         inputs: statistics of the first input (the pre-activation for activations).
@@ -61,7 +61,10 @@ class LayerStats:
         grad_rms: root mean square of the loss gradient with respect to the output.
         grad_nonfinite: NaN/Inf entries in that gradient.
         is_output: whether this record produced the model's output tensor.
-        source_index: index of the record whose output is this record's input, when known.
+        source_index: index of the record whose output is this record's input, when known
+            (for a residual addition: the skip path's producer).
+        skip_index: for a residual addition, the record that produced the skip (identity)
+            operand: the records between it and the addition form the residual branch.
     """
 
     index: int
@@ -81,6 +84,7 @@ class LayerStats:
     grad_nonfinite: int = 0
     is_output: bool = False
     source_index: int | None = None
+    skip_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,8 @@ class LossStats:
         kind: ``cross_entropy``, ``nll``, ``bce``, ``bce_logits``, ``mse``, ``l1``, ``huber``,
             ``smooth_l1``, ``kl_div`` or ``custom`` (no library loss seen).
         reduction: ``mean``, ``sum`` or ``none`` when known.
-        source: ``module`` (an ``nn.Module`` loss), ``function`` or ``expression``.
+        source: ``module`` (an ``nn.Module`` loss), ``function``, ``expression``, or ``model``
+            (the loss the model computed itself from labels in its inputs, e.g. ``out.loss``).
         requires_grad: whether the loss is connected to the graph.
         error: the exception text when ``loss_fn`` raised.
         data_value: the data term when a parameter penalty was added inside ``loss_fn``.
@@ -132,6 +137,8 @@ class LossStats:
         final_op: the last autograd node of the loss (``SumBackward0``...).
         label_smoothing: label smoothing of a cross-entropy loss.
         ignore_index: target value a cross-entropy or NLL loss skips.
+        elementwise_mean: mean of the library loss's per-element values when it was called
+            with ``reduction='none'`` and reduced by hand (an ELBO summed per example).
     """
 
     value: float
@@ -148,6 +155,31 @@ class LossStats:
     final_op: str | None = None
     label_smoothing: float = 0.0
     ignore_index: int | None = None
+    elementwise_mean: float | None = None
+
+
+@dataclass(frozen=True)
+class TokenLabels:
+    """Integer token labels against the token ids the model read, position by position.
+
+    Attributes:
+        positions: label positions the loss counts (not ``ignore_index``, not padding), when
+            the labels the loss saw line up with the ids one to one.
+        copied: of those, positions whose label equals the input token at the same position.
+        padded: padding positions (``attention_mask`` 0, or a trailing run of one pad id).
+        padded_counted: padding positions whose label the loss counts.
+        pad_id: the token id at the padding positions.
+        pad_source: ``attention_mask`` or ``trailing run``.
+        ignore_index: the label value the loss skips.
+    """
+
+    positions: int
+    copied: int
+    padded: int
+    padded_counted: int
+    pad_id: int | None
+    pad_source: str | None
+    ignore_index: int
 
 
 @dataclass(frozen=True)
@@ -335,6 +367,7 @@ class Trace:
         steps: a few optimizer steps on a copy (None when step probing is off).
         precision: a low-precision model that went non-finite, replayed in float32.
         run: a training run's history (filled by the monitor; None for one batch).
+        tokens: token labels against token inputs (sequence models fed integer ids).
     """
 
     task: Task
@@ -354,6 +387,7 @@ class Trace:
     steps: StepStats | None = None
     precision: PrecisionStats | None = None
     run: RunStats | None = None
+    tokens: TokenLabels | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for JSON."""

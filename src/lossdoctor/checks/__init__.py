@@ -22,6 +22,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     saturation,
     signal,
     stale,
+    tokens,
     trainable,
 )
 from lossdoctor.checks.base import REGISTRY, run_checks

@@ -197,9 +197,10 @@ RULES: tuple[Rule, ...] = (
         "faults:dying-relu-bias", "controls:he-mlp-20",
     ),
     Rule(
-        "nonfinite", "NaN or Inf in activations, loss or gradients", ("error",), "batch",
+        "nonfinite", "NaN or Inf in activations, loss or gradients", ("error", "info"), "batch",
         "Counts non-finite values in every recorded output, the loss and every gradient; the "
-        "batch is replayed with the same RNG state to name the first op that produced one. In a "
+        "batch is replayed with the same RNG state to name the first op that produced one (info "
+        "when the loss and every gradient stay finite: the values were masked away). In a "
         "monitored run: the first non-finite loss and its step.",
         "One NaN poisons everything computed from it; one optimizer step writes it into the weights.",
         (),
@@ -208,6 +209,7 @@ RULES: tuple[Rule, ...] = (
          "layers_with_nonfinite": "recorded layers with NaN/Inf",
          "nonfinite_counts": "how many in each",
          "params_with_nonfinite_grad": "parameters whose gradient is non-finite",
+         "masked": "loss and gradients finite: the NaN/Inf never reached them",
          "first_layer": "monitor: first layer whose output was non-finite",
          "input_nonfinite": "monitor: non-finite input values", **STEP},
         None, "guard the op (log-domain functions, eps in denominators and sqrt), clean the inputs",
@@ -217,7 +219,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "log-of-zero", "a log applied to values that reach 0", ("error", "info"), "batch",
-        "Every log op: error when its input has zeros or non-positive values, info when it is "
+        "Every log op: error when its input has zeros or non-positive values (info when the loss "
+        "and every gradient stay finite: the -inf is masked away), info when it is "
         "log(softmax) / log(sigmoid) that is still finite but underflows once a logit gap "
         "exceeds about 104.",
         "log(0) = -inf turns the loss and gradients non-finite; log_softmax never forms p.",
@@ -352,6 +355,44 @@ RULES: tuple[Rule, ...] = (
         "y = (y / 255).long()  # every label becomes 0", "y = y.long()",
         ("DeepFD (Cao et al., ICSE 2022): StackOverflow 59325381",),
         "faults:collapsed-labels", "controls:he-mlp-20",
+    ),
+    Rule(
+        "padding-in-loss", "padding positions counted by a sequence loss", ("warning",), "batch",
+        "Token ids (B, T) with padding (attention_mask 0, or a trailing run of one pad id in "
+        "rows of different lengths) whose labels are not the loss's ignore_index, when they are "
+        "at least padding_share of the counted label positions. Read on the labels the model "
+        "got (Hugging Face labels=) and on an external loss's targets.",
+        "Pad labels are trivially predictable after the first pad: they dilute the gradient of "
+        "real tokens and deflate the reported loss and perplexity.",
+        ("padding_share",),
+        {"padding_positions": "positions that are padding", "padding_counted": "of those, "
+         "counted by the loss", "label_positions": "label positions the loss counts",
+         "share": "padding_counted / label_positions", "pad_id": "the pad token id",
+         "padding_from": "attention_mask or trailing run", "ignore_index": "what the loss skips",
+         **LINES},
+        None, "labels[attention_mask == 0] = -100 (or the collator's label padding)",
+        "labels = input_ids.clone()  # pads included", "labels[attention_mask == 0] = -100",
+        ("Hugging Face course, 'Causal language modeling' (DataCollatorForLanguageModeling "
+         "pads labels with -100)",),
+        "faults:lm-padding-counted", "controls:lm-shifted-ignore-padding",
+    ),
+    Rule(
+        "labels-copy-inputs", "token labels equal to the input tokens", ("error",), "batch",
+        "Integer labels lined up one to one with the input ids: at least copied_share of the "
+        "counted positions hold the input token of the same position (unshifted causal-LM "
+        "labels, an MLM scoring unmasked positions). Hugging Face models shift internally, so "
+        "labels=input_ids is read after their shift.",
+        "The model copies its input through the residual stream: the loss falls to 0 and "
+        "nothing is learned.",
+        ("copied_share", "min_label_batch"),
+        {"label_positions": "label positions counted", "copied": "of those, equal to the input "
+         "token", "share": "copied / label_positions", "n_classes": "vocabulary size", **LINES},
+        None, "shift the labels by one (causal LM); -100 on unmasked positions (MLM)",
+        "F.cross_entropy(logits.view(-1, V), ids.view(-1))",
+        "F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))",
+        ("Radford et al. 2019 (GPT-2: next-token prediction); Devlin et al. 2019 (BERT: loss "
+         "on masked positions only)",),
+        "faults:lm-unshifted-labels", "controls:lm-shifted-ignore-padding",
     ),
     Rule(
         "head-label-mismatch", "the loss raised because the head and the labels disagree",

@@ -80,21 +80,36 @@ def _chain(trace: Trace) -> list[LayerStats]:
     return chain[::-1]
 
 
+def residual_branches(trace: Trace) -> frozenset[int]:
+    """Indices of the records inside a residual branch: after the skip's producer, before the
+    addition that joins them (:attr:`LayerStats.skip_index`)."""
+    inside: set[int] = set()
+    for layer in trace.layers:
+        if layer.kind == "add" and layer.skip_index is not None:
+            inside.update(range(layer.skip_index + 1, layer.index))
+    return frozenset(inside)
+
+
 def grad_points(trace: Trace) -> list[tuple[str, float]]:
     """Per-example gradient norm at the output of linear/conv layers, input to output.
 
     The layers are those on the path into the output (:func:`_chain`) when that path has at
     least three of them, otherwise every linear/conv layer in execution order, unless two of
     them read the same input (a branched model, where execution order is not depth: no series).
-    The norm (not the per-element rms) is what a correctly scaled init preserves when widths
-    change: with He init, ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is
-    exactly 0 are left out: that is structural (a zero-initialised residual branch above them,
-    a dead layer, a detached path) and other checks report it.
+    Layers inside residual branches are not depth: the gradient reaches the layer below a
+    block through the skip, whatever a branch scales its own layers by (ConvNeXt's layer scale
+    of 1e-6, a squeeze-excitation gate). The norm (not the per-element rms) is what a correctly
+    scaled init preserves when widths change: with He init,
+    ``N_l E[d_l^2] = N_(l+1) E[d_(l+1)^2]``. Layers whose gradient is exactly 0 are left out:
+    that is structural (a zero-initialised residual branch above them, a dead layer, a detached
+    path) and other checks report it.
     """
     chain = _chain(trace)
     if len(chain) < 3:
+        branches = residual_branches(trace)
         everything = [layer for layer in trace.layers
-                      if layer.phase == "model" and layer.kind in ("linear", "conv")]
+                      if layer.phase == "model" and layer.kind in ("linear", "conv")
+                      and layer.index not in branches]
         sources = [layer.source_index for layer in everything if layer.source_index is not None]
         if len(sources) != len(set(sources)):
             return []  # branched (e.g. query/key/value read one input): order is not depth

@@ -52,6 +52,9 @@ def _baseline(trace: Trace, th: Thresholds) -> tuple[float, float, float, str, f
     n_out = trace.output.stats.numel
     # A penalty added inside loss_fn is not part of the chance level: judge the data term.
     value = loss.data_value if loss.data_value is not None else loss.value
+    if loss.reduction == "none" and loss.elementwise_mean is not None:
+        # reduced by hand (summed per example, averaged over the batch): judge one element
+        value = loss.elementwise_mean
     if loss.kind in ("cross_entropy", "nll") and trace.task == "multiclass":
         k = trace.n_classes or 0
         if k < 2 or (loss.kind == "nll" and trace.output.producer != "log_softmax"):

@@ -39,6 +39,7 @@ def nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
         return []
     where = origin.where if origin else (bad_layers[0].name if bad_layers else "loss")
     op = origin.op if origin else "unknown"
+    masked = _masked(trace) and not bad_grads and not loss_bad
     evidence = {
         "loss": trace.loss.value,
         "first_op": op,
@@ -47,8 +48,22 @@ def nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
         "layers_with_nonfinite": [layer.name for layer in bad_layers],
         "nonfinite_counts": [layer.output.nonfinite for layer in bad_layers],
         "params_with_nonfinite_grad": [p.name for p in bad_grads],
+        "masked": masked,
     }
     detail = f" ({origin.detail})" if origin and origin.detail else ""
+    if masked:
+        return [Finding(
+            code="nonfinite", severity="info", where=where, evidence=evidence,
+            summary=(f"NaN/Inf produced by {op} at {where}{detail} never reach the loss "
+                     f"({g(trace.loss.value)}) or any gradient: they are masked away (e.g. "
+                     "torch.where, masked_fill(-inf) before softmax)."),
+            explanation=(
+                "An intermediate -inf that a later op discards is a common idiom (attention "
+                "masks, the diagonal of a contrastive similarity matrix, log(0) in a branch "
+                "torch.where does not take). Training only suffers when a non-finite value "
+                "reaches the loss or a gradient; here both are finite."),
+            fixes=(),
+        )]
     return [Finding(
         code="nonfinite",
         severity="error",
@@ -68,6 +83,13 @@ def nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
     )]
 
 
+def _masked(trace: Trace) -> bool:
+    """The loss and every gradient are finite: non-finite intermediates were discarded."""
+    return (trace.loss.error is None and math.isfinite(trace.loss.value)
+            and not any(p.grad_nonfinite for p in trace.params)
+            and not any(layer.grad_nonfinite for layer in trace.layers))
+
+
 @check("log-of-zero")
 def log_of_zero(trace: Trace, th: Thresholds) -> list[Finding]:
     """A log applied to values that reach 0, or to probabilities instead of log_softmax."""
@@ -80,7 +102,12 @@ def log_of_zero(trace: Trace, th: Thresholds) -> list[Finding]:
         if x.min > 0 and not from_probs:
             continue
         reaches_zero = x.zeros > 0 or x.min <= 0
-        if not reaches_zero and x.min > 0:
+        if reaches_zero and _masked(trace):
+            severity = "info"
+            summary = (f"{layer.name} takes log of values that reach 0 ({x.zeros} exact zeros, "
+                       f"min {g(x.min)}), but the -inf never reaches the loss or a gradient "
+                       "(masked away).")
+        elif not reaches_zero and x.min > 0:
             severity = "info"
             summary = (f"{layer.name} takes log of {layer.source_op} output (smallest value "
                        f"{g(x.min)}); it becomes -inf once a probability underflows to 0.")

@@ -28,6 +28,15 @@ def first_tensor(x: Any) -> torch.Tensor | None:
     return logits if isinstance(logits, torch.Tensor) else None
 
 
+def output_tensor(x: Any) -> torch.Tensor | None:
+    """The prediction in a model's output: ``.logits`` when it has them (a Hugging Face
+    output also carries its scalar ``loss``), else the first tensor with a batch dimension."""
+    logits = getattr(x, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    return next((t for t in all_tensors(x) if t.dim() >= 1), first_tensor(x))
+
+
 _PASS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity,
          nn.Flatten)
 

@@ -31,12 +31,17 @@ def op_name(func: object) -> str:
     return name.rstrip("_")
 
 
+def _is_hf_conv1d(m: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2 and kin): a linear layer storing its weight as (in, out)."""
+    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and hasattr(m, "weight")
+
+
 def module_kind(m: nn.Module) -> tuple[str, str] | None:
     """(kind, op) for modules the probe records, None for everything else."""
     for cls, op in _MODULE_OPS.items():
         if type(m) is cls or (isinstance(m, cls) and not list(m.children())):
             return ("activation", op)
-    if isinstance(m, _LINEARS):
+    if isinstance(m, _LINEARS) or _is_hf_conv1d(m):
         return ("linear", type(m).__name__)
     if isinstance(m, _CONVS):
         return ("conv", type(m).__name__)
@@ -44,6 +49,8 @@ def module_kind(m: nn.Module) -> tuple[str, str] | None:
         return ("norm", type(m).__name__)
     if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
         return ("embedding", type(m).__name__)
+    if isinstance(m, nn.RNNBase):
+        return ("recurrent", type(m).__name__)
     return None
 
 
@@ -59,6 +66,8 @@ def fan_in(m: nn.Module) -> int | None:
         return None
     if isinstance(m, nn.modules.conv._ConvTransposeNd):
         return int(w.shape[0] * w[0, 0].numel() // max(getattr(m, "groups", 1), 1))
+    if _is_hf_conv1d(m):
+        return int(w.shape[0])
     if isinstance(m, nn.Bilinear):
         return int(w.shape[1] * w.shape[2])
     return int(w[0].numel())

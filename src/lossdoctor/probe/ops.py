@@ -33,6 +33,7 @@ class LossCall:
     producer: str | None
     label_smoothing: float = 0.0
     ignore_index: int | None = None
+    result: torch.Tensor | None = None
 
 
 @dataclass
@@ -81,6 +82,8 @@ class OpsMode(TorchFunctionMode):
         self.rec = rec
         self.taint = taint
         self.loss_call: LossCall | None = None
+        # Library losses the model computes itself (Hugging Face models given ``labels``).
+        self.model_loss_calls: list[LossCall] = []
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -97,10 +100,17 @@ class OpsMode(TorchFunctionMode):
             source = rec.producer(x)
             pre = rec.pre_stats(x)
             sat = rec.saturation(name, x)
-        if rec.phase == "loss" and name in LOSSES and self.loss_call is None:
-            self._loss_call(func, name, args, kwargs)
+        call = None
+        if name in LOSSES and (rec.phase == "model" or self.loss_call is None):
+            call = self._loss_call(func, name, args, kwargs)
+            if call is not None and rec.phase == "loss":
+                self.loss_call = call
+            elif call is not None:
+                self.model_loss_calls.append(call)
 
         result = func(*args, **kwargs)
+        if call is not None and isinstance(result, torch.Tensor):
+            call.result = result
 
         if isinstance(result, torch.Tensor) and result.is_floating_point():
             if recorded and pre is not None:
@@ -108,7 +118,11 @@ class OpsMode(TorchFunctionMode):
                 rec.record(rec.fn_name(name), kind, name, None, result, pre=pre, saturated=sat,
                            source=source)
             elif name in ADDS and rec.phase == "model" and self._is_residual(args, result):
-                rec.record(rec.fn_name(name), "add", name, x, result, source=rec.producer(x))
+                # The skip is the operand produced earlier; the branch ran after it.
+                known = [p for p in (rec.producer(args[0]), rec.producer(args[1])) if p is not None]
+                skip = min(known, key=lambda p: p.index) if known else None
+                added = rec.record(rec.fn_name(name), "add", name, x, result, source=skip)
+                added.skip_index = skip.index if skip is not None else None
             elif name in PASS_THROUGH and x is not None:
                 rec.alias(result, x)
         if rec.phase == "loss":
@@ -125,17 +139,18 @@ class OpsMode(TorchFunctionMode):
             and a.shape == b.shape == result.shape and a.dim() >= 2 and result.requires_grad
         )
 
-    def _loss_call(self, func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _loss_call(self, func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> LossCall | None:
         bound = _bind(func, args, kwargs)
         pred = bound.get("input", args[0] if args else None)
         if not isinstance(pred, torch.Tensor):
-            return
+            return None
         reduction = bound.get("reduction", "mean")
         if bound.get("size_average") is False or bound.get("reduce") is False:
             reduction = "sum" if bound.get("reduce") is not False else "none"
         producer = self.rec.producer(pred)
         ignore = bound.get("ignore_index")
-        self.loss_call = LossCall(
+        return LossCall(
             kind=LOSSES[name],
             reduction=str(reduction),
             prediction=pred,
@@ -144,6 +159,25 @@ class OpsMode(TorchFunctionMode):
             label_smoothing=float(bound.get("label_smoothing", 0.0) or 0.0),
             ignore_index=int(ignore) if isinstance(ignore, int) else None,
         )
+
+    def raised_in_model_loss(self) -> LossCall | None:
+        """The model's own library loss call that raised (labels it cannot score), if any."""
+        if self.model_loss_calls and self.model_loss_calls[-1].result is None:
+            return self.model_loss_calls[-1]
+        return None
+
+    def model_loss(self, loss: Any, output: Any) -> LossCall | None:
+        """The library loss the model computed itself, when ``loss_fn`` returned it.
+
+        ``loss_fn`` returns a tensor the model returned (``out.loss``) and made no library loss
+        call of its own: the checks then read that call's logits, labels, kind and ignore index.
+        """
+        if self.loss_call is not None or not self.model_loss_calls:
+            return None
+        if not any(loss is t for t in all_tensors(output)):
+            return None
+        return next((c for c in self.model_loss_calls if c.result is loss),
+                    self.model_loss_calls[0])
 
     def _propagate(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any

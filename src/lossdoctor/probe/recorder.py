@@ -34,6 +34,7 @@ class Pending:
     grad_numel: int = 0
     is_output: bool = False
     source_index: int | None = None
+    skip_index: int | None = None
 
 
 def stats_from(shape: tuple[int, ...], values: list[float]) -> TensorStats:
@@ -222,6 +223,7 @@ class Recorder:
                     grad_nonfinite=grad_nonfinite,
                     is_output=p.is_output,
                     source_index=p.source_index,
+                    skip_index=p.skip_index,
                 )
             )
         return tuple(out)

@@ -15,11 +15,12 @@ from torch import nn
 from lossdoctor.errors import LossFnError, ModelError
 from lossdoctor.probe import nonfinite
 from lossdoctor.probe.guard import Snapshot
-from lossdoctor.probe.hooks import all_tensors, first_tensor, module_hooks
+from lossdoctor.probe.hooks import all_tensors, first_tensor, module_hooks, output_tensor
 from lossdoctor.probe.kinds import is_norm
 from lossdoctor.probe.ops import LossCall, LossTaint, OpsMode, grad_fn_producer
 from lossdoctor.probe.readback import reduce, rms
 from lossdoctor.probe.recorder import Recorder, stats_from
+from lossdoctor.probe.tokens import token_labels
 from lossdoctor.task import infer_task
 from lossdoctor.trace import (
     InputStats,
@@ -219,8 +220,11 @@ def _forward(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any, rec: Rec
             try:
                 output = call_model(model, inputs)
             except Exception as e:
-                raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
-            out = first_tensor(output)
+                if mode.raised_in_model_loss() is None:
+                    raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
+                # the model's own loss (labels in its inputs) refused the labels: evidence
+                return _Forward(None, None, None, f"{type(e).__name__}: {e}", [], list(caught))
+            out = output_tensor(output)
             if out is not None:
                 hit = rec.producer(out)
                 if hit is not None:
@@ -269,7 +273,7 @@ def _backward(loss: torch.Tensor, trainable: list[nn.Parameter], taint: LossTain
     return bw
 
 
-def _loss_stats(lc: LossCall | None, fw: _Forward, bw: _Backward, loss_fn: Any) -> LossStats:
+def _loss_stats(lc: LossCall | None, fw: _Forward, bw: _Backward, source: str) -> LossStats:
     reduction = lc.reduction if lc is not None else None
     if reduction is None and bw.final_op is not None:
         if bw.final_op.startswith("SumBackward"):
@@ -278,13 +282,22 @@ def _loss_stats(lc: LossCall | None, fw: _Forward, bw: _Backward, loss_fn: Any) 
             reduction = "mean"
     return LossStats(
         value=bw.value, kind=lc.kind if lc is not None else "custom", reduction=reduction,
-        source=_loss_source(loss_fn), requires_grad=bw.requires_grad, error=fw.error,
+        source=source, requires_grad=bw.requires_grad, error=fw.error,
         data_value=bw.data_value, penalty_value=bw.penalty_value, data_grad_norm=bw.data_norm,
         penalty_grad_norm=bw.penalty_norm,
         output_grad_rms=fw.output_grad[0] if fw.output_grad else None, final_op=bw.final_op,
         label_smoothing=lc.label_smoothing if lc is not None else 0.0,
         ignore_index=lc.ignore_index if lc is not None else None,
+        elementwise_mean=_elementwise_mean(lc),
     )
+
+
+def _elementwise_mean(lc: LossCall | None) -> float | None:
+    r = lc.result if lc is not None and lc.reduction == "none" else None
+    if r is None or r.numel() == 0 or not r.is_floating_point():
+        return None
+    with torch.no_grad():
+        return float(r.detach().double().mean())
 
 
 def _param_stats(model: nn.Module, named: list[tuple[str, nn.Parameter]],
@@ -358,6 +371,10 @@ def probe(
 
     layers = rec.layers()
     lc: LossCall | None = mode.loss_call
+    source = _loss_source(loss_fn)
+    if lc is None:
+        lc = mode.raised_in_model_loss() if fw.error else mode.model_loss(fw.loss, fw.output)
+        source = "model" if lc is not None else source
     out = fw.out
     pred_t = lc.prediction if lc is not None else out
     producer = None
@@ -371,7 +388,7 @@ def probe(
         targets if isinstance(targets, torch.Tensor) else first_tensor(targets))
     ignore = lc.ignore_index if lc is not None else None
     target_stats = _target_stats(target_t, ignore) if target_t is not None else None
-    loss_stats = _loss_stats(lc, fw, bw, loss_fn)
+    loss_stats = _loss_stats(lc, fw, bw, source)
 
     opt_stats, per_param = _optimizer_stats(optimizer, names)
     params = _param_stats(model, named, trainable, bw.grads, per_param, taint)
@@ -393,5 +410,6 @@ def probe(
         params=tuple(params), loss=loss_stats, output=prediction, targets=target_stats,
         inputs=_input_stats(inputs), optimizer=opt_stats, nonfinite_origin=origin,
         notes=tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in fw.caught)),
+        tokens=token_labels(inputs, targets, lc),
     )
 
