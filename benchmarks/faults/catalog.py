@@ -107,10 +107,8 @@ FAULTS: tuple[Scenario, ...] = (
     _f("wrong-loss-sigmoid-mse", "TheDeepChecker", s.sigmoid_mse, "mse-on-saturating-output"),
     _f("broadcast-mse-shapes", "TheDeepChecker", s.broadcast_mse, "loss-task-mismatch",
        repairable=False),
-    _f("flipped-sign-loss", "TheDeepChecker", s.negated_ce, "loss-degenerate",
-       "loss-task-mismatch", repairable=False,
-       why_missed="a negated cross-entropy is a valid-looking scalar with a gradient; no check "
-                  "knows that a cross-entropy loss below 0 is impossible"),
+    _f("flipped-sign-loss", "TheDeepChecker", s.negated_ce, "loss-maximized", repairable=False),
+    _f("sgd-maximize", "PyTorch forum", s.sgd_maximize, "loss-maximized", repairable=False),
     _f("over-scaled-outputs-offset-targets", "TheDeepChecker", s.offset_regression,
        "init-loss-high", repairable=False),
     _f("missing-input-normalisation", "TheDeepChecker", s.raw_pixels, "input-not-normalized"),

@@ -662,6 +662,12 @@ def negated_ce() -> Case:
     return case
 
 
+def sgd_maximize() -> Case:
+    case = he_mlp(3)()
+    case["optimizer"] = torch.optim.SGD(case["model"].parameters(), lr=0.1, maximize=True)
+    return case
+
+
 def oscillating_sgd() -> Case:
     case = he_mlp(3)()
     case["optimizer"] = torch.optim.SGD(case["model"].parameters(), lr=1.5, momentum=0.9)
@@ -825,3 +831,5 @@ def lm_unshifted() -> Case:
 HEALTHY["lm-shifted-ignore-padding"] = lm_shifted
 FAULTS["lm-padding-counted"] = (lm_padding_counted, "padding-in-loss", "warning")
 FAULTS["lm-unshifted-labels"] = (lm_unshifted, "labels-copy-inputs", "error")
+FAULTS["negated-cross-entropy"] = (negated_ce, "loss-maximized", "error")
+FAULTS["sgd-maximize"] = (sgd_maximize, "loss-maximized", "error")

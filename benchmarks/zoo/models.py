@@ -295,14 +295,17 @@ def llama() -> Case:
             "loss_fn": hf_loss, "optimizer": _adamw(model, 3e-4)}
 
 
+def _seq2seq(model: nn.Module) -> Case:
+    return {"model": model, "inputs": {"input_ids": _tokens(8, 48, 3000),
+                                       "labels": _tokens(8, 16, 3000)},
+            "targets": None, "loss_fn": hf_loss, "optimizer": _adamw(model, 3e-4)}
+
+
 def t5() -> Case:  # relative-position bucketing takes log(0) and masks it with torch.where
     from transformers import T5Config, T5ForConditionalGeneration
     cfg = T5Config(vocab_size=3000, d_model=128, d_kv=32, d_ff=512, num_layers=3, num_heads=4,
                    decoder_start_token_id=0)
-    model = T5ForConditionalGeneration(cfg)
-    return {"model": model, "inputs": {"input_ids": _tokens(8, 48, 3000),
-                                       "labels": _tokens(8, 16, 3000)},
-            "targets": None, "loss_fn": hf_loss, "optimizer": _adamw(model, 3e-4)}
+    return _seq2seq(T5ForConditionalGeneration(cfg))
 
 
 def bart() -> Case:
@@ -310,10 +313,7 @@ def bart() -> Case:
     cfg = BartConfig(vocab_size=3000, d_model=128, encoder_layers=3, decoder_layers=3,
                      encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=512,
                      decoder_ffn_dim=512, max_position_embeddings=128)
-    model = BartForConditionalGeneration(cfg)
-    return {"model": model, "inputs": {"input_ids": _tokens(8, 48, 3000),
-                                       "labels": _tokens(8, 16, 3000)},
-            "targets": None, "loss_fn": hf_loss, "optimizer": _adamw(model, 3e-4)}
+    return _seq2seq(BartForConditionalGeneration(cfg))
 
 
 def whisper() -> Case:

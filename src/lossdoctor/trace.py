@@ -139,6 +139,7 @@ class LossStats:
         ignore_index: target value a cross-entropy or NLL loss skips.
         elementwise_mean: mean of the library loss's per-element values when it was called
             with ``reduction='none'`` and reduced by hand (an ELBO summed per example).
+        library_value: the value the library loss call returned when it reduced to a scalar.
     """
 
     value: float
@@ -156,6 +157,7 @@ class LossStats:
     label_smoothing: float = 0.0
     ignore_index: int | None = None
     elementwise_mean: float | None = None
+    library_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -252,12 +254,14 @@ class OptimizerStats:
         adam_family: Adam-like (adaptive per-parameter step).
         decoupled: weight decay is decoupled from the gradient (AdamW style).
         groups: per group: lr, weight_decay and the parameter names it holds.
+        maximize: some group steps up the gradient (``maximize=True``).
     """
 
     name: str
     adam_family: bool
     decoupled: bool
     groups: tuple[dict[str, Any], ...]
+    maximize: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     data,
     dead_units,
     degenerate,
+    direction,
     dynamics,
     gradients,
     head_labels,

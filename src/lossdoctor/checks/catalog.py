@@ -427,6 +427,22 @@ RULES: tuple[Rule, ...] = (
         (), "faults:story2-half-cross-entropy", "controls:binary-logits",
     ),
     Rule(
+        "loss-maximized", "training climbs the loss instead of descending it", ("error",),
+        "batch",
+        "loss_fn returns exactly minus the value of the library loss it called (cross-entropy, "
+        "NLL, BCE, MSE, L1, Huber: non-negative by construction), or the optimizer was built "
+        "with maximize=True on such a loss (not both: two flips cancel).",
+        "Gradient descent on -CE is ascent on CE: it grows without bound while the curve falls "
+        "below zero and looks like progress.",
+        (),
+        {"loss": "the value loss_fn returned", "library_loss": "the library loss's own value",
+         "kind": "which loss", "optimizer_maximize": "maximize=True on the optimizer"},
+        None, "return the library loss itself; maximize=False",
+        "loss = -F.cross_entropy(logits, y)", "loss = F.cross_entropy(logits, y)",
+        ("TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022): flipped loss sign",),
+        "faults:flipped-sign-loss", "controls:log-softmax-nll",
+    ),
+    Rule(
         "nothing-trainable", "no parameter can change: nothing can learn", ("error",), "batch",
         "Every parameter is frozen (requires_grad=False), the optimizer holds none of the "
         "model's trainable parameters, or the model has no parameters (and the loss no graph).",

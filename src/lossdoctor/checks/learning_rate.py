@@ -38,6 +38,8 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
         st = replay
     if st is None or len(st.losses) < 2 or not math.isfinite(st.losses[0]):
         return []
+    if trace.optimizer is not None and trace.optimizer.maximize:
+        return []  # the steps climb the loss by design: loss-maximized says so, not the lr
     first, last = st.losses[0], st.losses[-1]
     ratio = statistics.median(st.update_ratios) if st.update_ratios else None
     evidence = {"optimizer": st.optimizer, "lr": st.lr, "loss_first": first, "loss_last": last,

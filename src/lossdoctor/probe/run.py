@@ -146,7 +146,8 @@ def _optimizer_stats(
         groups.append({"lr": lr, "weight_decay": wd, "params": pnames})
     return (
         OptimizerStats(name=name, adam_family=name in ADAM_FAMILY, decoupled=decoupled,
-                       groups=tuple(groups)),
+                       groups=tuple(groups),
+                       maximize=any(bool(g.get("maximize", False)) for g in optimizer.param_groups)),
         per_param,
     )
 
@@ -289,7 +290,15 @@ def _loss_stats(lc: LossCall | None, fw: _Forward, bw: _Backward, source: str) -
         label_smoothing=lc.label_smoothing if lc is not None else 0.0,
         ignore_index=lc.ignore_index if lc is not None else None,
         elementwise_mean=_elementwise_mean(lc),
+        library_value=_library_value(lc),
     )
+
+
+def _library_value(lc: LossCall | None) -> float | None:
+    r = lc.result if lc is not None and lc.reduction != "none" else None
+    if r is None or r.numel() != 1 or not r.is_floating_point():
+        return None
+    return float(r.detach().double().reshape(()))
 
 
 def _elementwise_mean(lc: LossCall | None) -> float | None:
