@@ -147,3 +147,9 @@ def test_story_1_is_one_cause_with_three_symptoms_and_one_verified_fix(story1: l
 def test_story_1_symptoms_say_why_with_numbers(story1: ld.Report, code: str) -> None:
     s = next(s for s in story1.causes[0].symptoms if s.finding.code == code)
     assert re.search(r"\d", s.because), s.because
+
+
+def test_an_infinite_loss_explains_a_sign_test_it_makes_meaningless() -> None:
+    nonfinite = F("nonfinite", "error", loss=float("inf"), first_op="log")
+    assert explains(nonfinite, F("loss-maximized", "error", loss=float("inf"))) is not None
+    assert explains(nonfinite, F("loss-maximized", "error", loss=-2.3)) is None

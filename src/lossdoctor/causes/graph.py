@@ -11,6 +11,7 @@ Only findings and the trace are read: no framework import (``tests/test_layering
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -267,6 +268,14 @@ def _log_origin(c: Finding, s: Finding, ctx: Context) -> str | None:
            f"receives zeros (min {g(_num(c, 'input_min'))})"
 
 
+def _infinite_loss(c: Finding, s: Finding, ctx: Context) -> str | None:
+    loss = _num(s, "loss")
+    if loss is None or math.isfinite(loss):
+        return None
+    return f"the loss is {loss}, and an infinite loss equals minus itself: the sign comparison " \
+           f"reads the non-finite value, not a flipped sign"
+
+
 def _nonprob_log(c: Finding, s: Finding, ctx: Context) -> str | None:
     low = _num(c, "output_min")
     if low is None or low > 0:
@@ -312,6 +321,9 @@ GRAPH: tuple[Link, ...] = (
          "the log-likelihood of an output <= 0 is -inf",
          "output minimum <= 0, the first non-finite op is a log or in the loss, inputs finite",
          _nonprob_nonfinite),
+    Link("nonfinite", "loss-maximized",
+         "an infinite loss compares equal to minus the library loss",
+         "the loss value is not finite", _infinite_loss),
     Link("log-of-zero", "nonfinite", "log(0) = -inf, and inf - inf or 0 * inf give NaN",
          "the first non-finite op is a log, the inputs are finite", _log_origin),
     Link("double-softmax", "grad-vanishing",
