@@ -86,12 +86,28 @@ def test_layer_statistics_match_torch() -> None:
 
 def test_reduce_matches_numpy_and_counts_nonfinite() -> None:
     t = torch.tensor([[1.0, -2.0, 0.0], [float("nan"), 4.0, float("inf")]])
-    vals = dict(zip(FIELDS, reduce(t).tolist(), strict=False))
+    vals = dict(zip(FIELDS, reduce(t), strict=False))
     finite = np.array([1.0, -2.0, 0.0, 4.0])
     assert vals["mean"] == pytest.approx(finite.mean())
     assert vals["rms"] == pytest.approx(math.sqrt((finite**2).mean()))
     assert vals["std"] == pytest.approx(finite.std())
     assert (vals["min"], vals["max"], vals["nonfinite"], vals["zeros"]) == (-2.0, 4.0, 2.0, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int64])
+def test_reduce_fast_path_matches_numpy(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    t = (torch.randn(64, 33) * 3 + 1).to(dtype)
+    t[0, :5] = 0
+    x = t.double().numpy()
+    *vals, saturated = reduce(t, saturation_z=2.0)
+    got = dict(zip(FIELDS, vals, strict=True))
+    assert got["mean"] == pytest.approx(x.mean(), rel=1e-5)
+    assert got["rms"] == pytest.approx(math.sqrt((x**2).mean()), rel=1e-5)
+    assert got["std"] == pytest.approx(x.std(), rel=1e-4)
+    assert (got["min"], got["max"]) == (x.min(), x.max())
+    assert (got["nonfinite"], got["zeros"]) == (0, (x == 0).sum())
+    assert saturated == pytest.approx((np.abs(x) >= 2.0).mean())
 
 
 @pytest.mark.parametrize(

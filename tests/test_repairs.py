@@ -122,3 +122,34 @@ def test_case_copy_leaves_the_original_alone() -> None:
     orig_ids = {id(p) for p in original.model.parameters()}
     assert not orig_ids & {id(p) for g in fixed.optimizer.param_groups for p in g["params"]}
     assert len(mapping) == len(orig_ids)
+
+
+def test_reinit_is_one_forward_per_pass_and_leaves_unit_scale() -> None:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(60):
+        layers += [nn.Linear(32, 32), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(32, 5))
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    x = torch.randn(64, 32)
+    reinit(model, x, "relu")
+    assert len(calls) == 2  # linear in depth: one forward per pass, not one per layer
+    rms = []
+    for m in model:
+        x = m(x)
+        if isinstance(m, nn.Linear):
+            rms.append(float(x.detach().pow(2).mean().sqrt()))
+    assert rms[:-1] == pytest.approx([1.0] * 60, rel=1e-3)
+    assert rms[-1] == pytest.approx(0.1, rel=1e-3)
+
+
+def test_a_budget_that_nothing_fits_skips_verification_and_says_so() -> None:
+    report = ld.diagnose(**EXAMPLES["deep-relu"](), budget=1e-9)
+    checked = [f.verification for f in report.findings if f.verification is not None]
+    assert checked and all(v.status == "not verified" and "budget" in v.message
+                           for v in checked)
+    note = next(n for n in report.trace.notes if n.startswith("budget"))
+    assert "probe steps stopped after" in note and "reinit not verified" in note
+    with pytest.raises(ld.LossDoctorError, match="budget"):
+        ld.diagnose(**EXAMPLES["deep-relu"](), budget=0)

@@ -126,3 +126,48 @@ def test_the_state_comparison_can_fail() -> None:
     after = state(model, None)
     assert not same(before["buffers"], after["buffers"])
     assert not same(before["torch_rng"], after["torch_rng"])
+
+
+class WritesItsWeights(nn.Module):
+    """A forward that edits its own parameters in place, both ways people write it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+        self.bn = nn.BatchNorm1d(6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.lin.weight.mul_(0.9)  # bumps the version counter
+        self.head.weight.data.add_(0.01)  # .data: a separate version counter
+        return self.head(torch.relu(self.bn(self.lin(x))))
+
+
+def test_a_forward_that_writes_its_parameters_is_restored() -> None:
+    torch.manual_seed(0)
+    model = WritesItsWeights()
+    case = {"model": model, "inputs": torch.randn(16, 6), "targets": torch.randint(0, 3, (16,)),
+            "loss_fn": nn.CrossEntropyLoss(), "optimizer": torch.optim.Adam(model.parameters())}
+    give_grads_and_state(case)
+    before = state(model, case["optimizer"])
+    ld.diagnose(**case)
+    after = state(model, case["optimizer"])
+    for key in before:
+        assert same(before[key], after[key]), key
+
+
+def test_nested_snapshots_share_the_outer_parameter_copies() -> None:
+    from lossdoctor.probe.guard import Snapshot, untouched
+
+    model = WritesItsWeights()
+    original = model.lin.weight.detach().clone()
+    with untouched(model) as outer:
+        inner = Snapshot(model)
+        assert all(a is b for a, b in zip(inner.params, outer.params, strict=True))
+        model(torch.randn(4, 6))
+        assert not torch.equal(model.lin.weight, original)
+        inner.restore()  # back to the outer values, compared before written
+        assert torch.equal(model.lin.weight, original)
+    copy_snap = Snapshot(WritesItsWeights(), params=False)
+    assert all(r[1] is None for r in copy_snap.params)

@@ -148,6 +148,8 @@ def main() -> None:
               help="Override the inferred task.")
 @click.option("--verify-steps", type=click.IntRange(min=0), default=20, show_default=True,
               help="Optimizer steps used to verify each mechanical fix on a copy (0: off).")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds the diagnosis may take; verification that does not fit is skipped.")
 @click.option("--fix-script", type=click.Path(dir_okay=False),
               help="Write a script that builds TARGET and applies the verified fixes.")
 @click.option("--force", is_flag=True, help="Let --fix-script overwrite an existing file.")
@@ -156,8 +158,8 @@ def main() -> None:
 @click.option("--width", type=click.IntRange(min=40, max=10_000), default=100, show_default=True,
               help="Report width.")
 def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: str,
-             task: str | None, verify_steps: int, fix_script: str | None, force: bool,
-             html_path: str | None, width: int) -> None:
+             task: str | None, verify_steps: int, budget: float | None, fix_script: str | None,
+             force: bool, html_path: str | None, width: int) -> None:
     """Diagnose one batch.
 
     TARGET is FILE.py:FACTORY, where FACTORY() returns a dict with model, inputs, targets,
@@ -186,7 +188,7 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
             with user_output():
                 report = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
                              made.get("optimizer"), task=task or made.get("task"),  # type: ignore[arg-type]
-                             verify_steps=verify_steps)
+                             verify_steps=verify_steps, budget=budget)
         except SystemExit as e:
             raise LossDoctorError(f"the model or loss_fn called {exit_call(e)}") from e
         if fix_script:

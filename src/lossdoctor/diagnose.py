@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from lossdoctor.budget import Budget
 from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.catalog import EXPLAINS_LOSS_ERROR
@@ -128,6 +130,7 @@ def diagnose(
     task: Task | None = None,
     verify_steps: int = 20,
     thresholds: Thresholds | None = None,
+    budget: float | None = None,
 ) -> Report:
     """Diagnose one batch: why does this loss look the way it does?
 
@@ -146,6 +149,11 @@ def diagnose(
             rate and to verify each mechanical fix (with and without it, same RNG state); 0 turns
             both off.
         thresholds: the lines the checks draw (:class:`~lossdoctor.Thresholds`).
+        budget: seconds the whole call may take, or None (no limit). The probe itself always
+            runs; the probe steps stop when the next one would not fit, and a fix whose
+            verification would not fit (its copy, re-diagnosis and steps, at the measured cost of
+            one step) is left "not verified"; the report's notes say what was skipped. A multiple
+            of one training step, ``budget=30 * step_seconds``, keeps the cost predictable.
 
     Returns:
         A :class:`Report` with the findings and the measured trace.
@@ -160,6 +168,8 @@ def diagnose(
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise LossDoctorError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if budget is not None and (not isinstance(budget, (int, float)) or not budget > 0):
+        raise LossDoctorError(f"budget must be a positive number of seconds, got {budget!r}")
     if not isinstance(verify_steps, int) or verify_steps < 0:
         raise LossDoctorError(f"verify_steps must be a non-negative integer, got {verify_steps!r}")
     if thresholds is not None and not isinstance(thresholds, Thresholds):
@@ -171,7 +181,7 @@ def diagnose(
     if lazy:
         case = _materialised(model, inputs, targets, loss_fn, optimizer)
         report = diagnose(case.model, inputs, targets, case.loss_fn, case.optimizer, task=task,
-                          verify_steps=verify_steps, thresholds=thresholds)
+                          verify_steps=verify_steps, thresholds=thresholds, budget=budget)
         note = (f"the model has {len(lazy)} uninitialised lazy parameter(s) ({lazy[0]}, ...): "
                 "diagnosed a copy initialised by one forward pass on the batch from the current "
                 "RNG state; your model is untouched")
@@ -185,10 +195,15 @@ def diagnose(
             "torch.inference_mode(): inference tensors can never be trained; build the model "
             "outside inference mode (torch.no_grad() is enough to skip autograd)")
     notes: list[str] = []
+    clock = Budget(budget)
     with autograd_on(notes), untouched(model, loss_fn):
         inputs, targets = _normal_tensors(inputs), _normal_tensors(targets)
-        return _diagnose(model, inputs, targets, loss_fn, optimizer, task, verify_steps, notes,
-                         thresholds)
+        report = _diagnose(model, inputs, targets, loss_fn, optimizer, task, verify_steps, notes,
+                           thresholds, clock)
+    skipped = clock.note()
+    if skipped is None:
+        return report
+    return replace(report, trace=replace(report.trace, notes=(*report.trace.notes, skipped)))
 
 
 def _went_nonfinite(trace: Trace) -> bool:
@@ -199,8 +214,9 @@ def _went_nonfinite(trace: Trace) -> bool:
 
 def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
               optimizer: torch.optim.Optimizer | None, task: Task | None, verify_steps: int,
-              notes: list[str], thresholds: Thresholds | None) -> Report:
+              notes: list[str], thresholds: Thresholds | None, budget: Budget) -> Report:
     trace = probe(model, inputs, targets, loss_fn, optimizer, task)
+    budget.step_seconds = time.perf_counter() - budget.start  # until the steps measure one
     if notes:
         trace = replace(trace, notes=(*notes, *trace.notes))
     trace = with_prediction(trace, model, inputs)
@@ -209,7 +225,10 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
         case = Case(model, inputs, targets, loss_fn, optimizer)
         with untouched(model, loss_fn):
             try:
-                trace = replace(trace, steps=step_stats(case, verify_steps))
+                # without a warning or error the steps only have the learning rate to judge
+                loud = any(f.severity != "info" for f in run_checks(trace, thresholds))
+                trace = replace(trace, steps=step_stats(case, verify_steps, thresholds, budget,
+                                                        need_progress=loud))
             except (ModelError, LossFnError) as e:
                 step_error = e  # raised below unless a finding explains it (e.g. BCE on ReLU)
                 trace = replace(trace, notes=(*trace.notes, f"probe steps stopped: {e}"))
@@ -233,5 +252,5 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     if verify_steps and findings and trace.loss.error is None:  # a loss that raises cannot train
         with untouched(model, loss_fn):
             findings = verify(Case(model, inputs, targets, loss_fn, optimizer), trace, findings,
-                              verify_steps, task, thresholds)
+                              verify_steps, task, thresholds, budget)
     return Report(trace=trace, findings=findings)

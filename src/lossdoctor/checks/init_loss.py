@@ -27,7 +27,23 @@ from lossdoctor.trace import Trace
 
 @lru_cache(maxsize=256)
 def expected_ce(k: int, scale: float) -> float:
-    """E[cross-entropy] when the K logits are i.i.d. N(0, scale^2) (seeded Monte Carlo)."""
+    """E[cross-entropy] when the K logits are i.i.d. N(0, scale^2).
+
+    CE = log(e^z_y + S) - z_y with S the sum of the other K - 1 exponentials. When S is
+    concentrated (its squared coefficient of variation (e^scale^2 - 1) / (K - 1) below 1e-3, a
+    large vocabulary at a sane scale) the expectation over z_y is a Gauss-Hermite quadrature of
+    log(e^z + E[S]) with the second-order correction -Var(S) / (2 (e^z + E[S])^2): no sampling,
+    microseconds for 50k classes. Otherwise a seeded Monte Carlo over K-dimensional draws.
+    """
+    s2 = scale * scale
+    if k >= 2 and s2 < 50 and math.expm1(s2) / (k - 1) < 1e-3:
+        nodes, weights = np.polynomial.hermite_e.hermegauss(64)  # weight exp(-x^2 / 2)
+        z = scale * nodes
+        mean_s = (k - 1) * math.exp(s2 / 2)
+        var_s = (k - 1) * math.exp(s2) * math.expm1(s2)
+        total = np.exp(z) + mean_s
+        values = np.log(total) - var_s / (2 * total * total) - z
+        return float((weights * values).sum() / math.sqrt(2 * math.pi))
     rng = np.random.default_rng(0)
     n = max(256, min(20_000, 2_000_000 // max(k, 1)))
     z = rng.standard_normal((n, k)) * scale

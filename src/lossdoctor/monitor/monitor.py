@@ -1,9 +1,11 @@
 """``Monitor``: the one-batch checks on a schedule during real training, plus the dynamics checks.
 
-Layer hooks are registered only for scheduled steps (every ``every`` observed steps); the
-parameter and optimizer hooks that tell stale gradients from deliberate accumulation stay, and
-return at once on other steps. Losses are kept as detached tensors
-and read back on scheduled steps only, so the default schedule adds no per-step ``.item()``.
+Layer and parameter hooks are registered only for scheduled steps (every ``every`` observed
+steps, armed right after the step before, so the first backward they see is the first one after
+an optimizer step: a gradient already there is stale, a second backward is accumulation); only
+the two optimizer hooks stay and count steps. An unscheduled ``observe`` keeps the loss as it
+came (a detached tensor or a number) and returns: losses are read back on scheduled steps only,
+in one transfer, so the default schedule adds no per-step ``.item()``.
 """
 
 from __future__ import annotations
@@ -106,13 +108,14 @@ class Monitor:
         self.losses: list[float] = []
         self.findings: list[Finding] = []
         self.last_trace: Trace | None = None
-        self._pending_losses: list[torch.Tensor] = []
+        self._pending_losses: list[torch.Tensor | float] = []
         self._rec = Recorder(enabled=False)
         self._stack: ExitStack | None = None
         self._modules: ExitStack | None = None
         self._handles: list[Any] = []
-        self._steps_taken = 0
-        self._seen: dict[int, int] = {}
+        self._stepped_at = -1  # the observed step in which the optimizer last stepped
+        self._stale_possible = False
+        self._seen: set[int] = set()
         self._stale: list[str] = []
         self._before: list[torch.Tensor] | None = None
         self._ratios: list[float] = []
@@ -135,10 +138,6 @@ class Monitor:
         if self._stack is not None:
             return
         self._stack = ExitStack()
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        for p in self.model.parameters():
-            if p.requires_grad:
-                self._handles.append(p.register_hook(self._param_hook(p, names[id(p)])))
         if self.optimizer is not None:
             self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
             self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
@@ -173,10 +172,18 @@ class Monitor:
         """
         active = self._scheduled(self.step + 1)
         if active:
+            # the hooks go on after this observed step: a gradient the next backward finds is
+            # stale only if the optimizer stepped in this one (else it is being accumulated)
+            self._stale_possible = self._stepped_at == self.step
+            self._seen = set()
             self._rec.reset()
             if self._modules is None:
                 self._modules = ExitStack()
                 self._modules.enter_context(module_hooks(self.model, self._rec))
+                for name, p in self.model.named_parameters():
+                    if p.requires_grad:
+                        h = p.register_hook(self._param_hook(p, name))
+                        self._modules.callback(h.remove)
         self._rec.enabled = active
 
     def _unhook_modules(self) -> None:
@@ -197,10 +204,10 @@ class Monitor:
 
     def _param_hook(self, p: torch.Tensor, name: str) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            if self._seen.get(id(p), -1) == self._steps_taken:
+            if id(p) in self._seen:
                 return  # a further backward before the next step: deliberate accumulation
-            self._seen[id(p)] = self._steps_taken
-            if self._steps_taken and self._rec.enabled and p.grad is not None \
+            self._seen.add(id(p))
+            if self._stale_possible and self._rec.enabled and p.grad is not None \
                     and bool(p.grad.detach().abs().sum() > 0):
                 self._stale.append(name)
         return hook
@@ -210,7 +217,7 @@ class Monitor:
             self._before = [p.detach().clone() for p in self.model.parameters() if p.dim() >= 2]
 
     def _post_step(self, opt: Any, args: Any, kwargs: Any) -> None:
-        self._steps_taken += 1
+        self._stepped_at = self.step + 1  # observe() of this step comes after it
         if self._before is not None:
             weights = [p for p in self.model.parameters() if p.dim() >= 2]
             with torch.no_grad():
@@ -233,26 +240,35 @@ class Monitor:
                 labels, optimizer, init), once.
             targets: the step's targets.
         """
-        self.step += 1
-        if (not self._diagnosed and self.loss_fn is not None and inputs is not None
-                and targets is not None):
+        # the unscheduled path is a few attribute reads, one detach and one append
+        self.step = step = self.step + 1
+        if inputs is not None and targets is not None and not self._diagnosed \
+                and self.loss_fn is not None:
             self._diagnosed = True
             self._first_diagnosis(inputs, targets)
         if loss is not None:
-            t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
-            self._pending_losses.append(t.reshape(-1)[:1].double())
-            if self.stop_on_nonfinite and not bool(torch.isfinite(t).all()):
-                self._raise_nonfinite(float(t.reshape(-1)[0]))
+            value = loss.detach() if isinstance(loss, torch.Tensor) else loss
+            self._pending_losses.append(value)
+            if self.stop_on_nonfinite:
+                self._stop_if_nonfinite(value)
         if self._rec.enabled:
             self._measure()
-        self._arm()
+        if (step + 1) % self.every == 0:
+            self._arm()
+
+    def _stop_if_nonfinite(self, value: torch.Tensor | float) -> None:
+        if isinstance(value, torch.Tensor):
+            if not bool(torch.isfinite(value).all()):
+                self._raise_nonfinite(float(value.reshape(-1)[0]))
+        elif not math.isfinite(float(value)):
+            self._raise_nonfinite(float(value))
 
     def _first_diagnosis(self, inputs: Any, targets: Any) -> None:
         """``diagnose`` on the first observed batch, without verification; the monitor's own
         hooks stand still meanwhile."""
         from lossdoctor.diagnose import diagnose
 
-        enabled, seen = self._rec.enabled, dict(self._seen)
+        enabled, seen = self._rec.enabled, set(self._seen)
         self._rec.enabled = False
         try:
             report = diagnose(self.model, inputs, targets, self.loss_fn,  # type: ignore[arg-type]
@@ -267,7 +283,7 @@ class Monitor:
 
     def add_loss(self, value: float) -> None:
         """Record a loss value without advancing the step (for loops that log losses sparsely)."""
-        self._pending_losses.append(torch.tensor([float(value)], dtype=torch.float64))
+        self._pending_losses.append(float(value))
 
     def _run_trace(self, layers: tuple[Any, ...] = (), nonfinite_layer: str | None = None,
                    inputs: Any = None) -> Trace:
@@ -286,9 +302,20 @@ class Monitor:
         )
 
     def _flush_losses(self) -> None:
-        if self._pending_losses:
-            self.losses.extend(torch.cat(self._pending_losses).tolist())
-            self._pending_losses = []
+        """Read the pending losses back: the tensors in one transfer (first element of each)."""
+        if not self._pending_losses:
+            return
+        tensors = [v for v in self._pending_losses if isinstance(v, torch.Tensor)]
+        values: list[float] = []
+        if tensors:
+            first = (torch.stack(tensors) if all(t.dim() == 0 for t in tensors)
+                     else torch.cat([t.reshape(-1)[:1] for t in tensors]))
+            values = first.double().tolist()
+        read = iter(values)
+        self.losses.extend(float(v) if not isinstance(v, torch.Tensor) else next(read)
+                           for v in self._pending_losses
+                           if not isinstance(v, torch.Tensor) or v.numel())
+        self._pending_losses = []
 
     def _raise_nonfinite(self, value: float) -> None:
         self._flush_losses()

@@ -6,11 +6,17 @@ draws random numbers) are restored in ``finally``, also when the model or the lo
 the module tree itself: submodules, parameters and buffers a forward registers on its first call
 are removed again, and plain attributes it rebinds or edits (a call counter, a stashed tensor, a
 list it appends to) are put back, for the model and for a stateful loss (module or object).
+
+Parameters and gradients are cloned once per diagnosis: a snapshot taken inside another one that
+covers the same model (a stage of the diagnosis) shares the outer copies of them and restores
+them to those values, comparing before writing; only buffers, attributes, modes and RNG states are
+taken again at each stage.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import BuiltinFunctionType, FunctionType, MethodType
@@ -80,23 +86,48 @@ def _plain_objects(root: Any) -> list[Any]:
     return [root] if hasattr(root, "__dict__") else []
 
 
+_ParamRecord = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None,
+                     torch.Tensor | None, bool]
+_ACTIVE = threading.local()  # .stack: the snapshots of the untouched() blocks now running
+
+
+def _active() -> list[Snapshot]:
+    if not hasattr(_ACTIVE, "stack"):
+        _ACTIVE.stack = []
+    return _ACTIVE.stack  # type: ignore[no-any-return]
+
+
+def _record(p: torch.Tensor, clone: bool) -> _ParamRecord:
+    grad = p.grad
+    if not clone:
+        return (p, None, grad, None, p.requires_grad)
+    return (p, p.detach().clone(), grad, None if grad is None else grad.detach().clone(),
+            p.requires_grad)
+
+
 class Snapshot:
     """Everything about a model and the global RNGs that a forward/backward can change.
 
     Args:
         model: the model.
         *others: more objects the diagnosis calls (the loss: a module or a callable object).
+        params: clone parameter and gradient values; False for a copy the diagnosis made itself,
+            whose parameters only its own training writes (identities, ``requires_grad`` and
+            everything else are still restored). Inside an active :func:`untouched` block over
+            the same model the outer values are shared instead of cloned.
     """
 
-    def __init__(self, model: nn.Module, *others: Any) -> None:
+    def __init__(self, model: nn.Module, *others: Any, params: bool = True) -> None:
         others = tuple(o.__self__ if isinstance(o, MethodType) else o for o in others)
+        self.model = model
         modules = list(dict.fromkeys(m for root in (model, *others) for m in _modules(root)))
-        params = list(dict.fromkeys(p for m in modules for p in m.parameters(recurse=False)))
+        outer = next((s for s in reversed(_active()) if s.model is model), None)
+        shared = {id(r[0]): r for r in outer.params} if outer is not None else {}
+        self.params: list[_ParamRecord]
         with torch.no_grad():
             self.params = [
-                (p, p.detach().clone(), p.grad, None if p.grad is None else p.grad.detach().clone(),
-                 p.requires_grad)
-                for p in params
+                shared.get(id(p)) or _record(p, params)
+                for p in dict.fromkeys(p for m in modules for p in m.parameters(recurse=False))
             ]
             self.buffers = [
                 (m, name, b, b.detach().clone())
@@ -118,7 +149,7 @@ class Snapshot:
             attrs.restore()
         with torch.no_grad():
             for p, value, grad, grad_value, requires_grad in self.params:
-                if not _equal(p, value):
+                if value is not None and not _equal(p, value):
                     _put_back(p, value)
                 if p.grad is not grad:
                     p.grad = grad
@@ -140,13 +171,15 @@ class Snapshot:
 
 
 @contextmanager
-def untouched(model: nn.Module, *others: Any) -> Iterator[Snapshot]:
+def untouched(model: nn.Module, *others: Any, params: bool = True) -> Iterator[Snapshot]:
     """Run a block and leave ``model`` (and ``others``) and the global RNGs exactly as they were.
 
     When the block raises, that error is what propagates: a failure to restore is attached to it
-    as a note rather than replacing it.
+    as a note rather than replacing it. ``params``: see :class:`Snapshot`.
     """
-    snap = Snapshot(model, *others)
+    snap = Snapshot(model, *others, params=params)
+    stack = _active()
+    stack.append(snap)
     try:
         yield snap
     except BaseException as e:
@@ -155,4 +188,6 @@ def untouched(model: nn.Module, *others: Any) -> Iterator[Snapshot]:
         except Exception as r:  # noqa: BLE001 - never mask the original error
             e.add_note(f"lossdoctor: restoring the model also failed: {type(r).__name__}: {r}")
         raise
+    finally:
+        stack.remove(snap)
     snap.restore()

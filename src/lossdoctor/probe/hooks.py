@@ -84,12 +84,12 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
             if not rec.enabled:
                 return
             rec.depth += 1
-            x = first_tensor(args)
-            pre = sat = None
-            if _kind == "activation" and x is not None and x.is_floating_point():
-                pre = rec.pre_stats(x)
-                sat = rec.saturation(_op, x)
-            before[id(mod)] = (rec.producer(x), pre, sat)
+            with torch._C.DisableTorchFunction():  # the probe's own work is not the model's
+                x = first_tensor(args)
+                pre = sat = None
+                if _kind == "activation" and x is not None and x.is_floating_point():
+                    pre, sat = rec.pre_stats(x, _op)
+                before[id(mod)] = (rec.producer(x), pre, sat)
 
         def post_hook(
             mod: nn.Module, args: Any, output: Any,
@@ -99,18 +99,19 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
                 return
             rec.depth -= 1
             source, pre, sat = before.pop(id(mod), (None, None, None))
-            out = first_tensor(output)
-            if out is None or not out.is_floating_point():
-                return
-            weight = getattr(mod, "weight", None)
-            has_weight = _kind in ("linear", "conv") and isinstance(weight, torch.Tensor)
-            rec.record(
-                _label, _kind, _op,
-                None, out, pre=pre, saturated=sat,
-                weight=weight if has_weight else None,
-                fan_in=fan_in(mod) if has_weight else None,
-                source=source,
-            )
+            with torch._C.DisableTorchFunction():
+                out = first_tensor(output)
+                if out is None or not out.is_floating_point():
+                    return
+                weight = getattr(mod, "weight", None)
+                has_weight = _kind in ("linear", "conv") and isinstance(weight, torch.Tensor)
+                rec.record(
+                    _label, _kind, _op,
+                    None, out, pre=pre, saturated=sat,
+                    weight=weight if has_weight else None,
+                    fan_in=fan_in(mod) if has_weight else None,
+                    source=source,
+                )
 
         handles.append(m.register_forward_pre_hook(pre_hook))
         handles.append(m.register_forward_hook(post_hook))

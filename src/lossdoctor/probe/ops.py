@@ -90,7 +90,7 @@ class OpsMode(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         rec = self.rec
-        if rec.busy or rec.depth > 0:
+        if rec.depth > 0:
             return func(*args, **kwargs)
         name = op_name(func)
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
@@ -98,8 +98,7 @@ class OpsMode(TorchFunctionMode):
         pre = sat = source = None
         if recorded and x is not None and x.is_floating_point():
             source = rec.producer(x)
-            pre = rec.pre_stats(x)
-            sat = rec.saturation(name, x)
+            pre, sat = rec.pre_stats(x, name)
         call = None
         if name in LOSSES and (rec.phase == "model" or self.loss_call is None):
             call = self._loss_call(func, name, args, kwargs)

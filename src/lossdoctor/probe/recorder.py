@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from lossdoctor.probe.readback import Readback, reduce, rms
+from lossdoctor.probe.readback import FIELDS, Readback, grad_stats, reduce, rms
 from lossdoctor.trace import LayerStats, TensorStats
 from lossdoctor.vocab import DYING, SATURATION_Z
 
@@ -64,7 +64,6 @@ class Recorder:
     pending: list[Pending] = field(default_factory=list)
     phase: str = "model"
     depth: int = 0          # > 0 while inside a recorded module: its internal ops are not re-recorded
-    busy: bool = False      # True while the probe itself computes statistics
     # (data_ptr, shape) -> (record, weak reference to the tensor that holds that memory): a
     # freed tensor's memory is reused by later ones, so an entry counts only while it is alive
     producers: dict[tuple[int, tuple[int, ...]], tuple[Pending, Any]] = field(default_factory=dict)
@@ -128,71 +127,48 @@ class Recorder:
             source: the record that produced ``inp``.
             saturated: saturated fraction already queued (in-place activations).
         """
-        self.busy = True
-        try:
-            with torch.no_grad():
-                if pre is None and inp is not None and inp.is_floating_point():
-                    pre = (tuple(inp.shape), self.rb.add(reduce(inp)))
-                p = Pending(
-                    index=len(self.pending), name=name, kind=kind, op=op, phase=self.phase,
-                    inputs=pre, output=(tuple(out.shape), self.rb.add(reduce(out))),
-                    fan_in=fan_in, source_op=source.op if source is not None else None,
-                    saturated=saturated,
-                    source_index=source.index if source is not None else None,
-                )
-                if weight is not None:
-                    p.weight_rms = self.rb.scalar(rms(weight))
-                if p.saturated is None and inp is not None:
-                    p.saturated = self._saturation(op, inp)
-                if op in DYING:
-                    d = unit_dim(out)
-                    if d is not None:
-                        alive = (out.detach() > 0).movedim(d, 0).reshape(out.shape[d], -1).any(1)
-                        p.units = int(out.shape[d])
-                        p.dead = self.rb.scalar((~alive).double().mean())
-            if out.requires_grad and out.grad_fn is not None:
-                self._watch_grad(p, out)
-            self.pending.append(p)
-            if out.numel():
-                self.producers[(out.data_ptr(), tuple(out.shape))] = (p, weakref.ref(out))
-            return p
-        finally:
-            self.busy = False
+        if pre is None and inp is not None and inp.is_floating_point():
+            pre, saturated = self.pre_stats(inp, op)
+        p = Pending(
+            index=len(self.pending), name=name, kind=kind, op=op, phase=self.phase,
+            inputs=pre, output=(tuple(out.shape), self.rb.add(reduce(out))),
+            fan_in=fan_in, source_op=source.op if source is not None else None,
+            saturated=saturated,
+            source_index=source.index if source is not None else None,
+        )
+        if weight is not None:
+            p.weight_rms = self.rb.add([rms(weight)])
+        if op in DYING:
+            d = unit_dim(out)
+            if d is not None:
+                with torch._C.DisableTorchFunction():
+                    x = out.detach()
+                    others = [i for i in range(x.dim()) if i != d]
+                    dead = (x.amax(dim=others) <= 0).sum() if x.numel() else torch.zeros(())
+                p.units = int(out.shape[d])
+                p.dead = self.rb.add([float(dead) / max(p.units, 1)])
+        if out.requires_grad and out.grad_fn is not None:
+            self._watch_grad(p, out)
+        self.pending.append(p)
+        if out.numel():
+            self.producers[(out.data_ptr(), tuple(out.shape))] = (p, weakref.ref(out))
+        return p
 
-    def pre_stats(self, t: torch.Tensor) -> tuple[tuple[int, ...], slice]:
-        """Queue input statistics ahead of an op that may overwrite its input."""
-        self.busy = True
-        try:
-            with torch.no_grad():
-                return (tuple(t.shape), self.rb.add(reduce(t)))
-        finally:
-            self.busy = False
-
-    def saturation(self, op: str, z: torch.Tensor) -> slice | None:
-        """Queue the saturated fraction of a pre-activation (None for non-saturating ops)."""
-        self.busy = True
-        try:
-            return self._saturation(op, z)
-        finally:
-            self.busy = False
-
-    def _saturation(self, op: str, z: torch.Tensor) -> slice | None:
-        if op not in SATURATION_Z or not z.is_floating_point():
-            return None
-        with torch.no_grad():
-            return self.rb.scalar((z.detach().abs() >= SATURATION_Z[op]).double().mean())
+    def pre_stats(self, t: torch.Tensor, op: str
+                  ) -> tuple[tuple[tuple[int, ...], slice], slice | None]:
+        """Queue input statistics (and the saturated fraction for a saturating ``op``) ahead of
+        an op that may overwrite its input."""
+        z = SATURATION_Z.get(op) if t.is_floating_point() else None
+        where = self.rb.add(reduce(t, z))
+        n = len(FIELDS)
+        stats = slice(where.start, where.start + n)
+        sat = slice(where.start + n, where.stop) if z is not None else None
+        return (tuple(t.shape), stats), sat
 
     def _watch_grad(self, p: Pending, out: torch.Tensor) -> None:
         def hook(g: torch.Tensor) -> None:
-            with torch.no_grad():
-                sq = g.square().sum().double() if g.is_floating_point() else None
-                if sq is None:
-                    return
-                if g.device.type != "cpu" or not bool(torch.isfinite(sq)):
-                    bad = (~torch.isfinite(g)).sum().double()
-                else:
-                    bad = torch.zeros((), dtype=torch.float64)
-                p.grad = self.rb.add(torch.stack([sq, bad]))
+            if g.is_floating_point():
+                p.grad = self.rb.add(grad_stats(g))
                 p.grad_numel = g.numel()
 
         out.register_hook(hook)

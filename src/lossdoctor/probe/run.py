@@ -50,7 +50,9 @@ def call_model(model: nn.Module, inputs: Any) -> Any:
 
 def tensor_stats(t: torch.Tensor) -> TensorStats:
     """Statistics of one tensor, read back at once (used for the few whole-batch tensors)."""
-    return stats_from(tuple(t.shape), reduce(t).cpu().tolist())
+    values = reduce(t)
+    return stats_from(tuple(t.shape),
+                      values if isinstance(values, list) else values.cpu().tolist())
 
 
 def _target_stats(t: torch.Tensor, ignore_index: int | None) -> TargetStats:
@@ -320,11 +322,12 @@ def _param_stats(model: nn.Module, named: list[tuple[str, nn.Parameter]],
         for n, p in named:
             g = grad_of.get(id(p))
             lr, wd = per_param.get(n, (None, 0.0))
+            grad_rms = rms(g) if g is not None else None
             params.append(ParamStats(
                 name=n, role=roles.get(n, "weight"), shape=tuple(p.shape),
-                rms=float(rms(p)),
-                grad_rms=float(rms(g)) if g is not None else None,
-                grad_nonfinite=int((~torch.isfinite(g)).sum()) if g is not None else 0,
+                rms=rms(p), grad_rms=grad_rms,
+                grad_nonfinite=0 if g is None or grad_rms is None or math.isfinite(grad_rms)
+                else int((~torch.isfinite(g)).sum()),
                 requires_grad=p.requires_grad, weight_decay=wd, lr=lr,
                 in_loss_penalty=n in taint.params_read,
             ))

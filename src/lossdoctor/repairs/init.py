@@ -35,15 +35,33 @@ def _init(m: nn.Module, family: str) -> None:
         nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
 
-def _order(model: nn.Module, inputs: Any) -> list[tuple[nn.Module, list[float]]]:
-    """Linear/conv layers in execution order, each with the rms of its output."""
-    seen: list[tuple[nn.Module, list[float]]] = []
+def _rescale_pass(model: nn.Module, inputs: Any, last: nn.Module | None) -> list[nn.Module]:
+    """One forward pass that rescales every linear/conv layer as it runs, in execution order.
+
+    Each layer's weight is multiplied by ``target / rms(output)`` and its output by the same
+    factor before the next layer sees it; with zero biases the output is linear in the weight,
+    so this is what re-measuring after each rescale would give, in one pass instead of one per
+    layer. A layer called again (shared weights) keeps the scale of its first call.
+
+    Returns:
+        The layers in the order they first ran.
+    """
+    order: list[nn.Module] = []
     handles = []
+
+    def hook(mod: nn.Module, args: Any, out: Any) -> Any:
+        if mod in order or not isinstance(out, torch.Tensor):
+            return None
+        order.append(mod)
+        rms = float(out.detach().double().pow(2).mean().sqrt())
+        if not rms or not math.isfinite(rms):
+            return None
+        factor = (OUTPUT_RMS if mod is last else HIDDEN_RMS) / rms
+        mod.weight.mul_(factor)  # type: ignore[operator]
+        return out * factor
+
     for m in model.modules():
         if isinstance(m, _LAYERS):
-            def hook(mod: nn.Module, args: Any, out: Any) -> None:
-                if isinstance(out, torch.Tensor):
-                    seen.append((mod, [float(out.detach().double().pow(2).mean().sqrt())]))
             handles.append(m.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -51,17 +69,19 @@ def _order(model: nn.Module, inputs: Any) -> list[tuple[nn.Module, list[float]]]
     finally:
         for h in handles:
             h.remove()
-    return seen
+    return order
 
 
 def reinit(model: nn.Module, inputs: Any, family: str = "relu", passes: int = 2) -> nn.Module:
     """Re-initialise ``model`` in place so every layer starts at unit scale and the output small.
 
+    Cost: ``passes`` forward passes (linear in depth).
+
     Args:
         model: the model to re-initialise (modified in place and returned).
         inputs: a representative input batch.
         family: ``relu``, ``tanh``, ``sigmoid`` or ``linear``: the hidden activation.
-        passes: data-driven rescaling passes.
+        passes: data-driven rescaling passes, at least 2 (the first finds the output layer).
 
     Returns:
         The same model.
@@ -71,14 +91,8 @@ def reinit(model: nn.Module, inputs: Any, family: str = "relu", passes: int = 2)
         for m in model.modules():
             if isinstance(m, _LAYERS):
                 _init(m, family)
-        order = [m for m, _ in _order(model, inputs)]
-        last = order[-1] if order else None
-        for _ in range(passes):
-            for m in dict.fromkeys(order):
-                rms = {id(k): v[0] for k, v in _order(model, inputs)}.get(id(m))
-                if not rms or not math.isfinite(rms):
-                    continue
-                target = OUTPUT_RMS if m is last else HIDDEN_RMS
-                with torch.no_grad():
-                    m.weight.mul_(target / rms)  # type: ignore[operator]
+        last: nn.Module | None = None
+        for _ in range(max(passes, 2)):
+            order = _rescale_pass(model, inputs, last)
+            last = order[-1] if order else None
     return model

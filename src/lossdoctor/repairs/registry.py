@@ -21,7 +21,9 @@ class Repair:
     Attributes:
         name: short identifier.
         kind: how it is judged: ``init`` (same loss, must end lower after the steps), ``head``
-            (the loss changes, must decrease faster) or ``setup`` (must not learn slower).
+            (the loss changes, must decrease faster), ``setup`` (must not learn slower) or
+            ``config`` (an optimizer/reduction setting whose findings are read from the
+            configuration: judged by re-diagnosis without training steps).
         title: one line, given the trace.
         apply: builds the repaired case from a copied case.
         script: the Python lines that apply it to ``case`` in a fix script.
@@ -81,19 +83,19 @@ REPAIRS: tuple[Repair, ...] = (
         lambda t, f: "case = drop_final_activation(case)",
     ),
     Repair(
-        "adamw", "setup",
+        "adamw", "config",
         lambda t: "AdamW with the same lr and weight decay",
         lambda c, t, f: optim.adamw(c),
         lambda t, f: "case = adamw(case)",
     ),
     Repair(
-        "no-decay-groups", "setup",
+        "no-decay-groups", "config",
         lambda t: "parameter groups without weight decay for biases and norm parameters",
         lambda c, t, f: optim.no_decay_groups(c),
         lambda t, f: "case = no_decay_groups(case)",
     ),
     Repair(
-        "mean-reduction", "setup",
+        "mean-reduction", "config",
         lambda t: "mean reduction"
                   + ("" if t.optimizer and t.optimizer.adam_family else
                      f", learning rate x {t.batch_size} to keep the step"),

@@ -6,6 +6,12 @@ steps on the batch (same RNG state with and without the fix) stay finite; a chan
 also make its loss decrease faster, and a set-up change must not make training slower. The loss
 after the steps is reported for every fix but does not decide a re-initialisation: on one batch a
 bad init can still memorise faster.
+
+Cost: the unfixed steps are the probe steps, shared by every candidate (same count, same RNG
+state); fixes are verified one copy at a time; a fix whose re-diagnosis already shows its
+finding (or a new error) is judged without training; a ``config`` fix (the optimizer's
+configuration or the loss reduction, which the findings it answers read from the configuration
+alone) is judged by the re-diagnosis without training steps.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
+from lossdoctor.budget import Budget
 from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.depth import extreme, grad_points, signal_points
@@ -56,11 +63,21 @@ def _metrics(trace: Trace, findings: list[Finding], losses: list[float]) -> dict
     return m
 
 
-def _measure(case: Case, task: Task | None, steps: int,
-             thresholds: Thresholds | None) -> tuple[Trace, list[Finding], list[float]]:
-    """Probe the repaired copy, train it ``steps`` steps, and run the checks on both."""
-    with untouched(case.model):
+# Codes that read the probe steps: only training the copy can clear them.
+STEP_CODES = frozenset({"lr-too-high", "lr-too-low", "loss-degenerate", "half-precision-overflow"})
+
+
+def _rediagnose(case: Case, task: Task | None,
+                thresholds: Thresholds | None) -> tuple[Trace, list[Finding]]:
+    """Probe the repaired copy (left as it was for the steps) and run the checks."""
+    with untouched(case.model, params=False):  # a copy: only its own training writes them
         trace = probe(case.model, case.inputs, case.targets, case.loss_fn, case.optimizer, task)
+    return trace, run_checks(trace, thresholds)
+
+
+def _train(case: Case, trace: Trace, steps: int,
+           thresholds: Thresholds | None) -> tuple[Trace, list[Finding], list[float]]:
+    """Train the repaired copy ``steps`` steps and run the checks with them."""
     ratios: list[float] = []
     losses = train_steps(case, steps, ratios)
     opt = case.optimizer
@@ -69,6 +86,14 @@ def _measure(case: Case, task: Task | None, steps: int,
         max(float(gr["lr"]) for gr in opt.param_groups) if opt else 0.01, opt is not None,
         needs_closure(opt)))
     return trace, run_checks(trace, thresholds), losses
+
+
+def _clear_without_steps(codes: set[str], after: list[Finding], before_errors: set[str]) -> bool:
+    """Whether the re-diagnosis alone already says "not verified" (training cannot change it:
+    the probe steps only lower severities, never clear a code or an error)."""
+    left = codes & {f.code for f in after} - STEP_CODES
+    new = {f.code for f in after if f.severity == "error"} - before_errors - STEP_CODES
+    return bool(left or new)
 
 
 def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
@@ -80,6 +105,8 @@ def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
     new = sorted(after_errors - before_errors)
     if new:
         return f"new error-level finding(s): {', '.join(new)}"
+    if repair.kind == "config":
+        return None
     if not math.isfinite(after["loss_after_steps"]):
         return "the loss became non-finite during the steps"
     base, final = before["loss_after_steps"], after["loss_after_steps"]
@@ -107,7 +134,11 @@ def _message(title: str, codes: set[str], before: dict[str, Any], after: dict[st
     for key, label, relevant in _SHOWN:
         if key in before and key in after and codes & relevant:
             parts.append(f"{label} {g(before[key])} -> {g(after[key])}")
-    if "head" in codes:
+    if "config" in codes:
+        parts.append("judged by re-diagnosis without training steps (a configuration change)")
+    elif steps == 0:
+        parts.append("not trained: the re-diagnosis already decides")
+    elif "head" in codes:
         parts.append(f"loss decrease over {steps} steps {g(100 * before['relative_decrease'])}% "
                      f"-> {g(100 * after['relative_decrease'])}% (each of its own loss)")
     else:
@@ -117,11 +148,15 @@ def _message(title: str, codes: set[str], before: dict[str, Any], after: dict[st
 
 
 def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
-           task: Task | None = None, thresholds: Thresholds | None = None) -> list[Finding]:
+           task: Task | None = None, thresholds: Thresholds | None = None,
+           budget: Budget | None = None) -> list[Finding]:
     """Attach a :class:`Verification` to every finding that has a mechanical fix.
 
-    Every run works on a deep copy; the user's objects are only read.
+    Every run works on a deep copy (one alive at a time); the user's objects are only read.
+    The unfixed run is the probe steps in ``trace`` when there are any (the fixed copies train
+    as many steps); a fix that does not fit the ``budget`` is left unverified and listed in it.
     """
+    budget = budget or Budget(None)
     todo: dict[str, tuple[Repair, list[int]]] = {}
     for i, f in enumerate(findings):
         repair = repair_for(f)
@@ -130,10 +165,12 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
     if not todo:
         return findings
     out = list(findings)
+    base_losses = list(trace.steps.losses) if trace.steps is not None else []
     try:
-        base_case, _ = copy_case(case)
-        base_losses = list(trace.steps.losses) if trace.steps is not None \
-            and len(trace.steps.losses) > 1 else train_steps(base_case, steps)
+        if len(base_losses) < 2 and any(r.kind != "config" for r, _ in todo.values()):
+            base_case, _ = copy_case(case)
+            base_losses = train_steps(base_case, steps)
+            del base_case
     except Exception as e:  # noqa: BLE001 - uncopyable model, or the user's loss raises mid-steps
         reason = f"not verified on a copy: {e}" if isinstance(e, LossDoctorError) else (
             f"training the unchanged copy raised {type(e).__name__}: {e}")
@@ -142,31 +179,57 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
                 out[i] = replace(out[i], verification=Verification(
                     repair.name, repair.title(trace), "failed", {}, {}, reason))
         return out
+    if base_losses and all(math.isfinite(v) for v in base_losses):
+        steps = max(len(base_losses) - 1, 0) or steps  # as many as settled the probe steps
+    # (an unfixed run that went non-finite stopped there: a fix trains the full count)
     before = _metrics(trace, findings, base_losses)
     before_errors = {f.code for f in findings if f.severity == "error"}
     for repair, idx in todo.values():
         title = repair.title(trace)
         codes = {findings[i].code for i in idx}
-        try:
-            fixed, _ = copy_case(case)
-            fixed = repair.apply(fixed, trace, findings[idx[0]])
-            fixed_trace, fixed_findings, losses = _measure(fixed, task, steps, thresholds)
-        except LossDoctorError as e:
-            result = Verification(repair.name, title, "failed", before, {}, f"{title}: {e}")
-        except Exception as e:  # noqa: BLE001 - a repair that breaks the model is reported
-            result = Verification(repair.name, title, "failed", before, {},
-                                  f"{title}: applying it raised {type(e).__name__}: {e}")
-        else:
-            after = _metrics(fixed_trace, fixed_findings, losses)
-            after["all_codes"] = sorted({f.code for f in fixed_findings})
-            after_errors = {f.code for f in fixed_findings if f.severity == "error"}
-            why = _judge(repair, codes, before, after, before_errors, after_errors)
-            message = _message(title, codes | {repair.kind}, before, after, steps)
-            result = Verification(repair.name, title, "verified" if why is None else "not verified",
-                                  before, after, message if why is None else f"{message} ({why})")
+        cost = 3 + (0 if repair.kind == "config" else steps)  # copy + probe (+ steps)
+        if not budget.allows(cost):
+            budget.skipped.append(f"{repair.name} not verified (about {cost} steps' time)")
+            result = Verification(repair.name, title, "not verified", before, {},
+                                  f"{title}: not verified, skipped by the time budget")
+            for i in idx:
+                out[i] = replace(out[i], verification=result)
+            continue
+        result = _verify_one(case, trace, findings, repair, idx, codes, before, before_errors,
+                             steps, task, thresholds)
         for i in idx:
             out[i] = replace(out[i], verification=result)
     return out
+
+
+def _verify_one(case: Case, trace: Trace, findings: list[Finding], repair: Repair,
+                idx: list[int], codes: set[str], before: dict[str, Any],
+                before_errors: set[str], steps: int, task: Task | None,
+                thresholds: Thresholds | None) -> Verification:
+    title = repair.title(trace)
+    try:
+        fixed, _ = copy_case(case)
+        fixed = repair.apply(fixed, trace, findings[idx[0]])
+        fixed_trace, fixed_findings = _rediagnose(fixed, task, thresholds)
+        trained = 0
+        losses = [fixed_trace.loss.value]
+        if repair.kind != "config" and not _clear_without_steps(codes, fixed_findings,
+                                                                 before_errors):
+            fixed_trace, fixed_findings, losses = _train(fixed, fixed_trace, steps, thresholds)
+            trained = steps
+        del fixed
+    except LossDoctorError as e:
+        return Verification(repair.name, title, "failed", before, {}, f"{title}: {e}")
+    except Exception as e:  # noqa: BLE001 - a repair that breaks the model is reported
+        return Verification(repair.name, title, "failed", before, {},
+                            f"{title}: applying it raised {type(e).__name__}: {e}")
+    after = _metrics(fixed_trace, fixed_findings, losses)
+    after["all_codes"] = sorted({f.code for f in fixed_findings})
+    after_errors = {f.code for f in fixed_findings if f.severity == "error"}
+    why = _judge(repair, codes, before, after, before_errors, after_errors)
+    message = _message(title, codes | {repair.kind}, before, after, trained)
+    return Verification(repair.name, title, "verified" if why is None else "not verified",
+                        before, after, message if why is None else f"{message} ({why})")
 
 
 def script_lines(trace: Trace, findings: list[Finding]) -> list[str]:
