@@ -19,6 +19,23 @@ def _classes(model: nn.Module) -> int | None:
     return last[-1].out_features if last else None
 
 
+def _is_chain(model: nn.Module) -> bool:
+    """Leaf modules run one after another: every container is an ``nn.Sequential``."""
+    return all(isinstance(m, nn.Sequential) for m in model.modules() if list(m.children()))
+
+
+def _graph(model: nn.Module, inputs: Any, classes: int | None) -> Prediction:
+    from lossdoctor.probe.hooks import all_tensors
+    from lossdoctor.theory.graph import predict_graph
+
+    tensors = all_tensors(inputs)
+    if not tensors:
+        raise LossDoctorError("inputs must hold a tensor batch")
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+        raise LossDoctorError("inputs hold NaN/Inf: the prediction needs finite values")
+    return predict_graph(model, inputs, classes or _classes(model))
+
+
 def _first_fan_in(model: nn.Module) -> tuple[str, int] | None:
     for name, m in model.named_modules():
         if isinstance(m, nn.Linear):
@@ -61,8 +78,15 @@ def predict(
     Give either a batch (``inputs``) or ``input_stats = (dim, mean, second_moment)`` of the
     input features (features assumed i.i.d.). The model is only read.
 
+    A chain of layers (every container an ``nn.Sequential``) is propagated layer by layer from
+    the weights, without running it. Any other model (residual blocks, transformers, a
+    functional ``forward``) needs a batch: it runs once in its own dtype while every torch call
+    maps the moments of its inputs to those of its output (:mod:`lossdoctor.theory.graph`:
+    residual sums, Linear/Conv1D/conv, BatchNorm/LayerNorm/RMSNorm, attention, GELU/SiLU/
+    SwiGLU); only calls no rule covers are measured, and named in ``notes``.
+
     Args:
-        model: a chain of layers (``nn.Sequential`` style).
+        model: any module; a chain of layers also works from ``input_stats``.
         inputs: a representative input batch.
         input_stats: (features, mean, second moment) when no batch is at hand.
         classes: classes of a softmax cross-entropy on the output (default: the last
@@ -82,6 +106,8 @@ def predict(
     from lossdoctor.diagnose import preflight
 
     preflight(model, inputs, None, None)
+    if inputs is not None and not _is_chain(model):
+        return _graph(model, inputs, classes)
     if inputs is not None:
         x = first_tensor(inputs)
         if x is None or not x.is_floating_point() or x.dim() < 2:

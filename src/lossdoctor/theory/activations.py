@@ -24,6 +24,8 @@ FUNCS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "selu": F.selu, "celu": F.celu, "softplus": F.softplus, "mish": F.mish,
     "hardtanh": F.hardtanh, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
     "softsign": F.softsign, "relu6": F.relu6, "identity": lambda z: z,
+    "gelu_tanh": lambda z: F.gelu(z, approximate="tanh"),
+    "quick_gelu": lambda z: z * torch.sigmoid(1.702 * z),
 }
 
 
@@ -141,3 +143,35 @@ def _leaky_unit_moments(a: float, mu: torch.Tensor, var: torch.Tensor
     second = pos2 + a * a * neg2
     slope2 = float((cdf + a * a * (1 - cdf)).mean())
     return mean, (second - mean * mean).clamp_min(0), slope2
+
+
+@lru_cache(maxsize=4)
+def _hermite(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return torch.tensor(x), torch.tensor(w / math.sqrt(2 * math.pi))
+
+
+def elementwise_moments(op: str, mu: torch.Tensor, var: torch.Tensor, nodes: int = 24
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per element (E[phi(z)], Var[phi(z)], E[phi'(z)]) for z ~ N(mu, var), any shape.
+
+    ReLU/LeakyReLU in closed form; smooth activations by Gauss-Hermite with ``nodes`` points,
+    one node at a time (memory of one tensor), and the slope by Stein's lemma,
+    E[phi'(z)] = E[phi(z) (z - mu)] / var, so no autograd is needed.
+    """
+    a = _slope(op)
+    if a is not None:
+        mean, v, _ = _leaky_unit_moments(a, mu.reshape(-1), var.reshape(-1))
+        cdf = torch.special.ndtr(mu / var.clamp_min(1e-300).sqrt())
+        return mean.reshape(mu.shape), v.reshape(mu.shape), cdf + (1 - cdf) * a
+    f = FUNCS[op]
+    u, w = _hermite(nodes)
+    sd = var.clamp_min(0).sqrt()
+    m1, m2, st = torch.zeros_like(mu), torch.zeros_like(mu), torch.zeros_like(mu)
+    for node, weight in zip(u.tolist(), w.tolist(), strict=True):
+        y = f(mu + sd * node)
+        m1 += weight * y
+        m2 += weight * y * y
+        st += weight * y * node
+    slope = torch.where(sd > 0, st / sd.clamp_min(1e-300), 0.0)
+    return m1, (m2 - m1 * m1).clamp_min(0), slope

@@ -269,7 +269,7 @@ def propagate(
     last_gain2: float | None = None
     act_name = None
     first_hidden_q = None
-    measured = _measure(model, inputs) if inputs is not None else {}
+    measured: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
     lost = False
     containers = [type(m).__name__ for m in model.modules()
                   if list(m.children()) and not isinstance(m, nn.Sequential)]
@@ -317,7 +317,9 @@ def propagate(
                     m, nn.modules.batchnorm._BatchNorm) else c * qs
         if result is None:
             in_theory = False
-            if name in measured:
+            if measured is None and inputs is not None:  # only now: run the model once
+                measured = _measure(model, inputs)
+            if measured is not None and name in measured:
                 mu, var = measured[name]
                 qs, q12s = float((mu * mu + var).mean()), float((mu * mu).mean())
                 lost = False
@@ -352,8 +354,24 @@ def propagate(
                       critical_gain(act_name) if act_name else None, tuple(notes), network)
 
 
+def _covered(m: nn.Module) -> bool:
+    """Whether the chain recursion has a rule for this leaf (the others are measured)."""
+    kind = (module_kind(m) or ("other", ""))[0]
+    op = activation_op(m) if kind == "activation" else None
+    if isinstance(m, (nn.Identity, nn.Dropout)) or (op is not None and supported(op)):
+        return True
+    if kind in ("linear", "conv"):
+        return isinstance(m, nn.Linear) or getattr(m, "groups", 0) == 1 and not isinstance(
+            m, nn.modules.conv._ConvTransposeNd)
+    return isinstance(m, nn.LayerNorm) or (
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training)
+
+
 def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Measured per-unit mean and variance after every leaf module (model left untouched)."""
+    """Measured per-unit mean and variance after every leaf the recursion does not cover.
+
+    One forward pass in the model's own dtype, with hooks on those leaves only (the model is
+    left untouched)."""
     from lossdoctor.errors import ModelError
     from lossdoctor.probe.guard import untouched
     from lossdoctor.probe.run import call_model
@@ -361,11 +379,14 @@ def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, tor
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     handles = []
     for name, m in _chain(model):
+        if _covered(m):
+            continue
+
         def hook(mod: nn.Module, args: Any, output: Any, _n: str = name) -> None:
             if isinstance(output, torch.Tensor) and output.is_floating_point() \
                     and output.dim() >= 2:
-                units = output.detach().double().movedim(1, 0).reshape(output.shape[1], -1)
-                seen[_n] = (units.mean(1), units.var(1, unbiased=False))
+                units = output.detach().movedim(1, 0).reshape(output.shape[1], -1)
+                seen[_n] = (units.mean(1).double(), units.var(1, unbiased=False).double())
         handles.append(m.register_forward_hook(hook))
     try:
         with untouched(model), torch.no_grad():
