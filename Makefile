@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: demo test lint bench clean rules-table
+.PHONY: demo test lint bench clean rules-table causes-table docs-reports
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,3 +38,13 @@ rules-table: $(VENV)/.installed
 	$(BIN)/python -c "import re, pathlib; from lossdoctor.checks.catalog import markdown_table as t; \
 	p = pathlib.Path('README.md'); p.write_text(re.sub(r'(?s)<!-- rules:start -->.*?<!-- rules:end -->', \
 	lambda m: '<!-- rules:start -->\n' + t() + '\n<!-- rules:end -->', p.read_text()))"
+
+# Regenerate docs/causes.md's table from the causes graph (tests/test_causes.py checks it).
+causes-table: $(VENV)/.installed
+	$(BIN)/python -c "import re, pathlib; from lossdoctor.causes.graph import markdown_table as t; \
+	p = pathlib.Path('docs/causes.md'); p.write_text(re.sub(r'(?s)<!-- graph:start -->.*?<!-- graph:end -->', \
+	lambda m: '<!-- graph:start -->\n' + t() + '\n<!-- graph:end -->', p.read_text()))"
+
+# Rebuild docs/story1-report.html, docs/monitor-report.html and their screenshots (needs chromium).
+docs-reports: $(VENV)/.installed
+	$(BIN)/python docs/build_reports.py

@@ -43,3 +43,12 @@ def test_lower_modules_do_not_import_upper_ones() -> None:
         assert not any(m.startswith("lossdoctor.repairs") for m in imports(path)), path.name
     for path in (SRC / "theory").glob("*.py"):
         assert "lossdoctor.cli" not in imports(path), path.name
+
+
+def test_causes_read_only_findings_and_the_trace() -> None:
+    allowed = CHECKS_MAY_IMPORT | {"lossdoctor.causes"}
+    for path in sorted((SRC / "causes").glob("*.py")):
+        for module in imports(path):
+            ok = (module.split(".")[0] in STDLIB_AND_NUMPY | {"html"}
+                  or any(module == m or module.startswith(m + ".") for m in allowed))
+            assert ok, f"causes/{path.name} imports {module}"

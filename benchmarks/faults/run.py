@@ -3,6 +3,8 @@
 Scores:
 - recall: faults where at least one expected code was reported (any severity);
 - top-1 precision: detected faults whose most severe finding is an expected code;
+- top-1 by cause: detected faults whose first cause (``Report.causes[0]``, the root finding no
+  other finding explains) is an expected code;
 - false alarms: controls with any warning or error;
 - verified fixes: repairable faults whose expected finding carries a ``verified`` fix.
 
@@ -55,6 +57,9 @@ def evaluate(sc: Scenario) -> dict[str, Any]:
         "name": sc.name, "family": sc.family, "expected": sorted(sc.expected),
         "found": [f"{f.code}:{f.severity}" for f in findings], "detected": bool(hits),
         "top1": bool(findings) and findings[0].code in sc.expected,
+        "top1_cause": report is not None and bool(report.causes)
+        and report.causes[0].root.code in sc.expected,
+        "causes": [c.codes for c in report.causes] if report is not None else [],
         "loud": bool(loud), "repairable": sc.repairable and bool(sc.expected),
         "verified": verified, "error": error, "seconds": round(seconds, 3),
         "why_missed": sc.why_missed,
@@ -69,6 +74,8 @@ def summarise(faults: list[dict[str, Any]], controls: list[dict[str, Any]]) -> d
         "faults": len(faults), "controls": len(controls),
         "recall": len(detected) / len(faults) if faults else 0.0,
         "top1_precision": sum(r["top1"] for r in detected) / len(detected) if detected else 0.0,
+        "top1_cause_precision": (sum(r["top1_cause"] for r in detected) / len(detected)
+                                 if detected else 0.0),
         "false_alarms": sum(r["loud"] for r in controls),
         "repairable": len(repairable),
         "verified_fix_rate": (sum(r["verified"] for r in repairable) / len(repairable)
@@ -95,11 +102,13 @@ def main() -> None:
     console = Console(width=120)
     result = run(args.fast)
     table = Table(title="fault scenarios", title_justify="left", show_edge=False)
-    for col in ("scenario", "family", "expected", "detected", "top-1", "fix", "found"):
+    for col in ("scenario", "family", "expected", "detected", "top-1", "top-1 cause", "fix",
+                "found"):
         table.add_column(col, overflow="fold")
     for r in result["faults"]:
         table.add_row(r["name"], r["family"], ", ".join(r["expected"]),
                       "yes" if r["detected"] else "MISSED", "yes" if r["top1"] else "",
+                      "yes" if r["top1_cause"] else "",
                       "verified" if r["verified"] else ("-" if not r["repairable"] else "no"),
                       ", ".join(r["found"]) or (r["error"] or ""))
     console.print(table)
@@ -114,7 +123,8 @@ def main() -> None:
     s = result["summary"]
     console.print(
         f"[bold]totals[/bold]: {s['faults']} faults, {s['controls']} controls; recall "
-        f"{100 * s['recall']:.1f}%; top-1 precision {100 * s['top1_precision']:.1f}%; false "
+        f"{100 * s['recall']:.1f}%; top-1 precision {100 * s['top1_precision']:.1f}% by finding, "
+        f"{100 * s['top1_cause_precision']:.1f}% by cause; false "
         f"alarms {s['false_alarms']}/{s['controls']}; verified fixes "
         f"{100 * s['verified_fix_rate']:.1f}% of {s['repairable']} repairable; "
         f"{s['seconds']} s")

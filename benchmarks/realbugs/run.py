@@ -3,6 +3,8 @@
 Scores, per source and in total, over the scored bugs (those some lossdoctor code names):
 - recall: an expected code was reported (any severity);
 - top-1: the first finding (most severe first) is an expected code;
+- top-1 by cause: the first cause (``lossdoctor.causes``: the root no other finding explains,
+  over diagnose's and the monitor's findings together) is an expected code;
 - false alarms: fixed programs with any warning or error;
 - verified fixes: detected bugs whose expected finding carries a ``verified`` fix;
 - refusals (``ld.LossDoctorError``) and crashes (any other exception).
@@ -35,6 +37,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import lossdoctor as ld  # noqa: E402
+from lossdoctor.causes import find_causes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "realbugs.json"
 MONITOR_EVERY = 10
@@ -108,8 +111,8 @@ def train(p: Program, monitor: ld.Monitor | None) -> list[float]:
 
 def run_program(bug: Bug, fixed: bool) -> dict[str, Any]:
     """Build one program, diagnose it (and monitor it for training bugs), train it if fixed."""
-    row: dict[str, Any] = {"found": [], "first": None, "verified_codes": [], "refusal": None,
-                           "crash": None, "monitor": []}
+    row: dict[str, Any] = {"found": [], "first": None, "first_cause": None, "causes": [],
+                           "verified_codes": [], "refusal": None, "crash": None, "monitor": []}
     torch.manual_seed(0)
     t0 = time.perf_counter()
     try:
@@ -119,11 +122,12 @@ def run_program(bug: Bug, fixed: bool) -> dict[str, Any]:
         return row
     xb, yb = p.batch()
     findings: list[Any] = []
+    trace = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             report = ld.diagnose(p.model, xb, yb, p.loss_fn, p.optimizer)
-            findings = list(report.findings)
+            findings, trace = list(report.findings), report.trace
         except ld.LossDoctorError as e:
             row["refusal"] = str(e)[:300]
         except Exception as e:  # noqa: BLE001
@@ -157,6 +161,9 @@ def run_program(bug: Bug, fixed: bool) -> dict[str, Any]:
                 row["trains"] = trains(before, after, row["chance"], row["mean_baseline"])
     row["found"] = [f"{f.code}:{f.severity}" for f in findings]
     row["first"] = findings[0].code if findings else None
+    causes = find_causes(findings, trace)
+    row["causes"] = [c.codes for c in causes]
+    row["first_cause"] = causes[0].root.code if causes else None
     row["verified_codes"] = sorted({f.code for f in findings if f.verification is not None
                                     and f.verification.status == "verified"})
     row["seconds"] = round(time.perf_counter() - t0, 2)
@@ -184,6 +191,7 @@ def score(bug: Bug) -> dict[str, Any]:
         "scope": bug.scope, "cause": bug.cause, "expected": sorted(bug.expected),
         "scored": bug.scored, **res,
         "detected": bool(hit), "top1": res["first"] in bug.expected,
+        "top1_cause": res["first_cause"] in bug.expected,
         "verified": any(c in bug.expected for c in res["verified_codes"]),
         "baselines": baselines(bug),
     }
@@ -214,6 +222,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "detected": len(det), "recall": len(det) / len(scored) if scored else 0.0,
         "top1": sum(r["top1"] for r in scored),
         "top1_rate": sum(r["top1"] for r in scored) / len(scored) if scored else 0.0,
+        "top1_cause": sum(r["top1_cause"] for r in scored),
+        "top1_cause_rate": sum(r["top1_cause"] for r in scored) / len(scored) if scored else 0.0,
         "verified": sum(r["verified"] for r in det),
         "refusals": sum(r["refusal"] is not None for r in rows),
         "crashes": sum(r["crash"] is not None for r in rows)
@@ -278,7 +288,8 @@ def main() -> None:
     console = Console(width=150)
     result = run(args.fast, tuple(args.only), progress=console)
     table = Table(title="real bugs", title_justify="left", show_edge=False)
-    for c in ("bug", "scope", "expected", "result", "top-1", "fix", "found", "fixed program"):
+    for c in ("bug", "scope", "expected", "result", "top-1", "top-1 cause", "fix", "found",
+              "fixed program"):
         table.add_column(c, overflow="fold")
     for r in result["bugs"]:
         fx = r.get("fixed")
@@ -287,17 +298,20 @@ def main() -> None:
         res = ("crash" if r["crash"] else "refused" if r["refusal"] and not r["found"] else
                "yes" if r["detected"] else "MISSED" if r["scored"] else "n/a")
         table.add_row(r["id"], r["scope"], ", ".join(r["expected"]) or "(none)", res,
-                      "yes" if r["top1"] else "", "verified" if r["verified"] else "",
+                      "yes" if r["top1"] else "", "yes" if r["top1_cause"] else "",
+                      "verified" if r["verified"] else "",
                       ", ".join(r["found"]) or (r["refusal"] or r["crash"] or "")[:80], fixed)
     console.print(table)
     per = Table(title="per source", title_justify="left", show_edge=False)
-    for c in ("source", "bugs", "scored", "recall", "top-1", "verified", "refusals", "crashes",
+    for c in ("source", "bugs", "scored", "recall", "top-1", "top-1 cause", "verified", "refusals",
+              "crashes",
               "fixed", "fixed train", "false alarms", "seconds"):
         per.add_column(c)
     for name, s in [*result["per_source"].items(), ("all", result["summary"])]:
         per.add_row(name, str(s["bugs"]), str(s["scored"]),
                     f"{s['detected']} ({100 * s['recall']:.0f}%)",
-                    f"{s['top1']} ({100 * s['top1_rate']:.0f}%)", str(s["verified"]),
+                    f"{s['top1']} ({100 * s['top1_rate']:.0f}%)",
+                    f"{s['top1_cause']} ({100 * s['top1_cause_rate']:.0f}%)", str(s["verified"]),
                     str(s["refusals"]), str(s["crashes"]), str(s["fixed"]),
                     str(s["fixed_train"]), str(s["false_alarms"]), str(s["seconds"]))
     console.print(per)
@@ -309,7 +323,8 @@ def main() -> None:
     console.print(
         f"[bold]totals[/bold]: {s['bugs']} bugs ({s['scored']} scored); recall "
         f"{s['detected']}/{s['scored']} = {100 * s['recall']:.1f}%; top-1 {s['top1']}/"
-        f"{s['scored']}; verified fixes {s['verified']}; refusals {s['refusals']}; crashes "
+        f"{s['scored']} by finding, {s['top1_cause']}/{s['scored']} by cause; verified fixes "
+        f"{s['verified']}; refusals {s['refusals']}; crashes "
         f"{s['crashes']}; fixed programs {s['fixed']} ({s['fixed_train']} train), false alarms "
         f"{s['false_alarms']}/{s['fixed']} ({s['false_alarms_on_training']} on programs that "
         f"train); {s['seconds']} s")

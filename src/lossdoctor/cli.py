@@ -28,11 +28,13 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def write_fix_script(source: str, report: Any) -> str:
-    """A script that rebuilds the case from its factory and applies every verified fix."""
+def write_fix_script(source: str, report: Any, lines: list[str] | None = None) -> str:
+    """A script that rebuilds the case from its factory and applies every verified fix
+    (``lines``: the fixes of ``lossdoctor fix``'s rounds instead of the report's)."""
     from lossdoctor.repairs.verify import script_lines
 
-    lines = script_lines(report.trace, report.findings)
+    if lines is None:
+        lines = script_lines(report.trace, report.findings)
     if source.startswith("lossdoctor.examples:"):
         module, name = source.split(":")
         load = [f"from {module} import {name} as factory", ""]
@@ -102,6 +104,15 @@ class Main(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def check_output_path(path_s: str, option: str) -> None:
+    """Refuse an output path that cannot be written, before anything runs."""
+    path = Path(path_s)
+    if path.is_dir():
+        raise LossDoctorError(f"{option} {path_s} is a directory")
+    if not path.parent.is_dir():
+        raise LossDoctorError(f"{option} {path_s}: no such directory {path.parent}")
+
+
 def _check_fix_script(fix_script: str, target: str | None, force: bool) -> None:
     """Refuse a --fix-script path before anything runs."""
     path = Path(fix_script)
@@ -142,11 +153,13 @@ def main() -> None:
 @click.option("--fix-script", type=click.Path(dir_okay=False),
               help="Write a script that builds TARGET and applies the verified fixes.")
 @click.option("--force", is_flag=True, help="Let --fix-script overwrite an existing file.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write the report as one self-contained HTML page with plots.")
 @click.option("--width", type=click.IntRange(min=40, max=10_000), default=100, show_default=True,
               help="Report width.")
 def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: str,
              task: str | None, verify_steps: int, budget: float | None, fix_script: str | None,
-             force: bool, width: int) -> None:
+             force: bool, html_path: str | None, width: int) -> None:
     """Diagnose one batch.
 
     TARGET is FILE.py:FACTORY, where FACTORY() returns a dict with model, inputs, targets,
@@ -158,6 +171,7 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
       lossdoctor diagnose my_model.py:make --json
       lossdoctor diagnose my_model.py:make --fail-on warning
       lossdoctor diagnose my_model.py:make --fix-script fixed.py
+      lossdoctor diagnose my_model.py:make --html report.html
     """
     from lossdoctor.diagnose import diagnose as run
     from lossdoctor.examples import EXAMPLES
@@ -167,6 +181,8 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
             raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
         if fix_script:
             _check_fix_script(fix_script, target, force)
+        if html_path:
+            check_output_path(html_path, "--html")
         made = EXAMPLES[example]() if example else load_factory(target or "")
         try:
             with user_output():
@@ -186,12 +202,76 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
     except LossDoctorError as e:
         click.echo(f"lossdoctor: error: {e}", err=True)
         sys.exit(2)
+    try:
+        if html_path:
+            report.save_html(html_path, title=f"lossdoctor: {example or target}")
+            click.echo(f"lossdoctor: wrote {html_path}", err=True)
+    except OSError as e:
+        click.echo(f"lossdoctor: error: cannot write the HTML report: {e}", err=True)
+        sys.exit(2)
     if as_json:
         click.echo(json.dumps(_jsonable(report.to_dict()), indent=2, allow_nan=False))
     else:
         click.echo(report.render(width=width, color=sys.stdout.isatty()), nl=False)
     if fail_on != "never" and report.has(fail_on):
         sys.exit(1)
+
+
+@main.command("fix")
+@click.argument("target", required=False)
+@click.option("--example", type=click.Choice(["deep-relu", "saturated-neuron"]),
+              help="Repair a built-in example instead of TARGET.")
+@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Optimizer steps the original and the repaired set-up are trained.")
+@click.option("--rounds", type=click.IntRange(min=1, max=10), default=3, show_default=True,
+              help="At most this many diagnose-and-repair rounds.")
+@click.option("--verify-steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Optimizer steps used to verify each fix on a copy.")
+@click.option("--script", "script", type=click.Path(dir_okay=False),
+              help="Write a script that builds TARGET and applies the fixes (as --fix-script).")
+@click.option("--force", is_flag=True, help="Let --script overwrite an existing file.")
+def fix_command(target: str | None, example: str | None, steps: int, rounds: int,
+                verify_steps: int, script: str | None, force: bool) -> None:
+    """Repair a copy with every verified fix and train original and repaired.
+
+    TARGET is FILE.py:FACTORY, as for diagnose. Each round diagnoses the copy and applies every
+    fix that verified, until nothing is left or no fix verifies; then both set-ups train STEPS
+    steps on the batch (same RNG state) and their loss and accuracy are printed.
+
+    \b
+    Examples:
+      lossdoctor fix --example deep-relu
+      lossdoctor fix my_model.py:make --steps 200 --script fixed.py
+    """
+    from lossdoctor.examples import EXAMPLES
+    from lossdoctor.fix import fix as run
+
+    try:
+        if (target is None) == (example is None):
+            raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
+        if script:
+            _check_fix_script(script, target, force)
+        made = EXAMPLES[example]() if example else load_factory(target or "")
+        try:
+            with user_output():
+                result = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
+                             made.get("optimizer"), steps=steps, rounds=rounds,
+                             verify_steps=verify_steps, task=made.get("task"))
+        except SystemExit as e:
+            raise LossDoctorError(f"the model or loss_fn called {exit_call(e)}") from e
+        if script:
+            source = (f"lossdoctor.examples:{example.replace('-', '_')}" if example
+                      else str(target))
+            Path(script).write_text(write_fix_script(source, result.final,
+                                                     result.script_lines()))
+            click.echo(f"lossdoctor: wrote {script}", err=True)
+    except OSError as e:
+        click.echo(f"lossdoctor: error: cannot write the script: {e}", err=True)
+        sys.exit(2)
+    except LossDoctorError as e:
+        click.echo(f"lossdoctor: error: {e}", err=True)
+        sys.exit(2)
+    click.echo(result.render(), nl=False)
 
 
 def _register_lab() -> None:

@@ -388,6 +388,8 @@ class Monitor:
             loss=LossStats(value=self.losses[-1] if self.losses else math.nan, kind="custom",
                            reduction=None, source="monitor", requires_grad=True),
             output=None, targets=None, inputs=None, optimizer=None)
+        if trace.run is not None:  # the whole loss curve, not the one at the last measurement
+            trace = replace(trace, run=replace(trace.run, step=self.step, losses=tuple(self.losses)))
         kept, notes = self._outcome()
         if self.notes or notes:
             trace = replace(trace, notes=(*trace.notes, *self.notes, *notes))

@@ -42,6 +42,7 @@ def _metrics(trace: Trace, findings: list[Finding], losses: list[float]) -> dict
     m["loss_at_init"] = losses[0] if losses else math.nan
     m["loss_after_steps"] = losses[-1] if losses else math.nan
     m["steps_run"] = max(len(losses) - 1, 0)
+    m["losses"] = [float(v) for v in losses]  # the curve the HTML report draws
     first = losses[0] if losses else math.nan
     m["relative_decrease"] = (
         (first - losses[-1]) / abs(first) if losses and math.isfinite(first) and first

@@ -15,6 +15,8 @@ from rich.text import Text
 from lossdoctor.fmt import g
 
 if TYPE_CHECKING:
+    from lossdoctor.causes import Cause
+    from lossdoctor.findings import Verification
     from lossdoctor.report.report import Report
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -37,26 +39,57 @@ def _header(report: Report) -> Text:
     return text
 
 
-def _finding(f: object) -> RenderableType:
-    from lossdoctor.findings import Finding
+def _verification_line(v: Verification) -> Text:
+    style = {"verified": "bold green", "not verified": "yellow", "failed": "red"}[v.status]
+    line = Text()
+    line.append(f"{v.status} on a copy", style=style)
+    line.append(f" ({v.repair}): {v.message}")
+    return line
 
-    assert isinstance(f, Finding)
+
+def _cause(n: int, cause: Cause, shown: dict[str, int]) -> RenderableType:
+    """One cause: its root finding, the symptoms it explains, one fix and its verification."""
+    f = cause.root
     title = Text()
-    title.append(f"{f.severity.upper():8}", style=STYLE[f.severity])
+    title.append(f"CAUSE {n}  ", style="bold")
+    title.append(f"{cause.severity.upper():8}", style=STYLE[cause.severity])
     title.append(f"{f.code}", style="bold")
     title.append(f"  at {f.where}")
     parts: list[RenderableType] = [title, Text(f.summary), Text(f.explanation, style="dim")]
-    for fix in f.fixes:
-        parts.append(Text(f"fix: {fix.title}", style="green"))
-        parts.append(Syntax(fix.code, "python", theme="ansi_dark", background_color="default"))
-    v = f.verification
-    if v is not None:
-        style = {"verified": "bold green", "not verified": "yellow", "failed": "red"}[v.status]
-        line = Text()
-        line.append(f"{v.status} on a copy", style=style)
-        line.append(f" ({v.repair}): {v.message}")
+    if cause.symptoms:
+        k = len(cause.symptoms)
+        parts.append(Text(f"explains {k} more finding{'s' if k != 1 else ''}:", style="bold"))
+    for s in cause.symptoms:
+        line = Text("  ")
+        line.append(f"{s.finding.severity.upper():8}", style=STYLE[s.finding.severity])
+        line.append(s.finding.code, style="bold")
+        line.append(f"  at {s.finding.where}: {s.finding.summary}")
         parts.append(line)
-    return Panel(Group(*parts), expand=True, border_style=STYLE[f.severity])
+        parts.append(Text(f"    because {s.because}", style="dim"))
+    fix = cause.fix
+    if fix is not None:
+        parts.append(Text(f"fix: {fix.title}", style="green"))
+        if fix.code in shown:
+            parts.append(Text(f"(the same code as cause {shown[fix.code]})", style="dim"))
+        else:
+            shown[fix.code] = n
+            parts.append(Syntax(fix.code, "python", theme="ansi_dark",
+                                background_color="default"))
+        more = [x.title for x in f.fixes[1:]]
+        if more:
+            parts.append(Text("other fixes (code in --json): " + "; ".join(more), style="dim"))
+    if cause.verification is not None:
+        parts.append(_verification_line(cause.verification))
+        gone, left = cause.gone()
+        if cause.verification.status != "failed" and (gone or left):
+            line = Text()
+            if gone:
+                line.append("gone after the fix: " + ", ".join(gone), style="green")
+            if left:
+                line.append(("; " if gone else "") + "still found: " + ", ".join(left),
+                            style="yellow")
+            parts.append(line)
+    return Panel(Group(*parts), expand=True, border_style=STYLE[cause.severity])
 
 
 def _pct(x: float | None) -> str:
@@ -87,15 +120,19 @@ def layer_table(report: Report) -> Table:
 
 
 def renderables(report: Report) -> Iterator[RenderableType]:
-    """Everything the terminal report shows, in order."""
+    """Everything the terminal report shows, in order: causes first, each fix once."""
     yield _header(report)
     if report.findings:
-        counts = {s: sum(f.severity == s for f in report.findings)
-                  for s in ("error", "warning", "info")}
-        yield Text(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n),
-                   style="bold")
-        for f in report.findings:
-            yield _finding(f)
+        causes = report.causes
+        counts = {s: sum(c.severity == s for c in causes) for s in ("error", "warning", "info")}
+        n = len(causes)
+        yield Text(f"{n} cause{'s' if n != 1 else ''} ("
+                   + ", ".join(f"{k} {s}" for s, k in counts.items() if k)
+                   + f") for {len(report.findings)} finding"
+                   + ("s" if len(report.findings) != 1 else ""), style="bold")
+        shown: dict[str, int] = {}
+        for i, cause in enumerate(causes, 1):
+            yield _cause(i, cause, shown)
     else:
         yield Text("no problems found", style="bold green")
     if report.trace.layers:
