@@ -242,25 +242,14 @@ def _fits(r: Any, o: Any) -> bool:
 
 def run(model: nn.Module, inputs: Any) -> Propagation:
     """Propagate moments through one forward pass of ``model`` on ``inputs`` (model untouched)."""
-    from lossdoctor.errors import ModelError
-    from lossdoctor.probe.guard import untouched
-    from lossdoctor.probe.run import call_model
+    from lossdoctor.theory.propagate import forward_once
 
     user = _tensors(inputs)
     prop = Propagation([t for t in user if not t.is_floating_point()])
     for t in user:
         if t.is_floating_point():
             prop.rec[t] = measure(t)
-    handles = prop.hooks(model)
-    try:
-        with untouched(model), torch.no_grad(), prop:
-            try:
-                call_model(model, inputs)
-            except Exception as e:
-                raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
-    finally:
-        for h in handles:
-            h.remove()
+    forward_once(model, inputs, prop.hooks(model), prop)
     return prop
 
 

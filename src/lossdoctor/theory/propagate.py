@@ -367,15 +367,35 @@ def _covered(m: nn.Module) -> bool:
         isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training)
 
 
+def forward_once(model: nn.Module, inputs: Any, handles: list[Any],
+                 mode: Any = None) -> None:
+    """One forward pass without grad, the model left untouched, the hooks removed afterwards.
+
+    Raises:
+        ModelError: the model raised.
+    """
+    from contextlib import nullcontext
+
+    from lossdoctor.errors import ModelError
+    from lossdoctor.probe.guard import untouched
+    from lossdoctor.probe.run import call_model
+
+    try:
+        with untouched(model), torch.no_grad(), (mode if mode is not None else nullcontext()):
+            try:
+                call_model(model, inputs)
+            except Exception as e:
+                raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Measured per-unit mean and variance after every leaf the recursion does not cover.
 
     One forward pass in the model's own dtype, with hooks on those leaves only (the model is
     left untouched)."""
-    from lossdoctor.errors import ModelError
-    from lossdoctor.probe.guard import untouched
-    from lossdoctor.probe.run import call_model
-
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     handles = []
     for name, m in _chain(model):
@@ -388,13 +408,5 @@ def _measure(model: nn.Module, inputs: Any) -> dict[str, tuple[torch.Tensor, tor
                 units = output.detach().movedim(1, 0).reshape(output.shape[1], -1)
                 seen[_n] = (units.mean(1).double(), units.var(1, unbiased=False).double())
         handles.append(m.register_forward_hook(hook))
-    try:
-        with untouched(model), torch.no_grad():
-            try:
-                call_model(model, inputs)
-            except Exception as e:
-                raise ModelError(f"the model raised {type(e).__name__}: {e}") from e
-    finally:
-        for h in handles:
-            h.remove()
+    forward_once(model, inputs, handles)
     return seen
