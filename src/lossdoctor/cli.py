@@ -28,6 +28,33 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _require_one(target: str | None, example: str | None) -> None:
+    if (target is None) == (example is None):
+        raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
+
+
+def _case(target: str | None, example: str | None) -> dict[str, Any]:
+    """The case a command works on: TARGET's factory or a built-in example."""
+    from lossdoctor.examples import EXAMPLES
+
+    return EXAMPLES[example]() if example else load_factory(target or "")
+
+
+def _in_user_code(call: Any) -> Any:
+    """Run ``call`` (which runs the user's model and loss) with their output kept apart; a
+    ``sys.exit`` inside it is a user mistake, not the CLI's exit."""
+    try:
+        with user_output():
+            return call()
+    except SystemExit as e:
+        raise LossDoctorError(f"the model or loss_fn called {exit_call(e)}") from e
+
+
+def _source(target: str | None, example: str | None) -> str:
+    """What a written script imports its factory from."""
+    return f"lossdoctor.examples:{example.replace('-', '_')}" if example else str(target)
+
+
 def write_fix_script(source: str, report: Any, lines: list[str] | None = None) -> str:
     """A script that rebuilds the case from its factory and applies every verified fix
     (``lines``: the fixes of ``lossdoctor fix``'s rounds instead of the report's)."""
@@ -174,27 +201,20 @@ def diagnose(target: str | None, example: str | None, as_json: bool, fail_on: st
       lossdoctor diagnose my_model.py:make --html report.html
     """
     from lossdoctor.diagnose import diagnose as run
-    from lossdoctor.examples import EXAMPLES
 
     try:
-        if (target is None) == (example is None):
-            raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
+        _require_one(target, example)
         if fix_script:
             _check_fix_script(fix_script, target, force)
         if html_path:
             check_output_path(html_path, "--html")
-        made = EXAMPLES[example]() if example else load_factory(target or "")
-        try:
-            with user_output():
-                report = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
-                             made.get("optimizer"), task=task or made.get("task"),  # type: ignore[arg-type]
-                             verify_steps=verify_steps, budget=budget)
-        except SystemExit as e:
-            raise LossDoctorError(f"the model or loss_fn called {exit_call(e)}") from e
+        made = _case(target, example)
+        report = _in_user_code(lambda: run(
+            made["model"], made["inputs"], made["targets"], made["loss_fn"],
+            made.get("optimizer"), task=task or made.get("task"), verify_steps=verify_steps,  # type: ignore[arg-type]
+            budget=budget))
         if fix_script:
-            source = (f"lossdoctor.examples:{example.replace('-', '_')}" if example
-                      else str(target))
-            Path(fix_script).write_text(write_fix_script(source, report))
+            Path(fix_script).write_text(write_fix_script(_source(target, example), report))
             click.echo(f"lossdoctor: wrote {fix_script}", err=True)
     except OSError as e:
         click.echo(f"lossdoctor: error: cannot write the fix script: {e}", err=True)
@@ -243,26 +263,19 @@ def fix_command(target: str | None, example: str | None, steps: int, rounds: int
       lossdoctor fix --example deep-relu
       lossdoctor fix my_model.py:make --steps 200 --script fixed.py
     """
-    from lossdoctor.examples import EXAMPLES
     from lossdoctor.fix import fix as run
 
     try:
-        if (target is None) == (example is None):
-            raise LossDoctorError("give either TARGET (FILE.py:FACTORY) or --example NAME")
+        _require_one(target, example)
         if script:
             _check_fix_script(script, target, force)
-        made = EXAMPLES[example]() if example else load_factory(target or "")
-        try:
-            with user_output():
-                result = run(made["model"], made["inputs"], made["targets"], made["loss_fn"],
-                             made.get("optimizer"), steps=steps, rounds=rounds,
-                             verify_steps=verify_steps, task=made.get("task"))
-        except SystemExit as e:
-            raise LossDoctorError(f"the model or loss_fn called {exit_call(e)}") from e
+        made = _case(target, example)
+        result = _in_user_code(lambda: run(
+            made["model"], made["inputs"], made["targets"], made["loss_fn"],
+            made.get("optimizer"), steps=steps, rounds=rounds, verify_steps=verify_steps,
+            task=made.get("task")))
         if script:
-            source = (f"lossdoctor.examples:{example.replace('-', '_')}" if example
-                      else str(target))
-            Path(script).write_text(write_fix_script(source, result.final,
+            Path(script).write_text(write_fix_script(_source(target, example), result.final,
                                                      result.script_lines()))
             click.echo(f"lossdoctor: wrote {script}", err=True)
     except OSError as e:
