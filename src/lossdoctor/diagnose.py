@@ -124,8 +124,8 @@ def diagnose(
     model: nn.Module,
     inputs: Any,
     targets: Any,
-    loss_fn: Callable[[Any, Any], torch.Tensor],
-    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: Callable[[Any, Any], Any] | None = None,
+    optimizer: Any = None,
     *,
     task: Task | None = None,
     verify_steps: int = 20,
@@ -133,6 +133,9 @@ def diagnose(
     budget: float | None = None,
 ) -> Report:
     """Diagnose one batch: why does this loss look the way it does?
+
+    A Keras 3 model (torch or TensorFlow backend) is measured by :mod:`lossdoctor.keras` and
+    judged by the same checks; ``loss_fn`` and ``optimizer`` then default to the compiled ones.
 
     The model, its gradients, modes and buffers, the optimizer and every global RNG are left
     bit-identical, also when the model or the loss raises.
@@ -161,6 +164,11 @@ def diagnose(
     Raises:
         LossDoctorError: the arguments are not usable (wrong types, the model or loss raises).
     """
+    if _is_keras(model):  # the Keras probe fills the same Trace (imports Keras only now)
+        from lossdoctor.keras.diagnose import diagnose_keras
+
+        return diagnose_keras(model, inputs, targets, loss_fn, optimizer, task=task,
+                              verify_steps=verify_steps, thresholds=thresholds, budget=budget)
     if not isinstance(model, nn.Module):
         raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -204,6 +212,12 @@ def diagnose(
     if skipped is None:
         return report
     return replace(report, trace=replace(report.trace, notes=(*report.trace.notes, skipped)))
+
+
+def _is_keras(model: Any) -> bool:
+    """A Keras 3 model, decided from its class names without importing Keras."""
+    return any(c.__module__.split(".", 1)[0] == "keras" and c.__name__ in ("Layer", "Model")
+               for c in type(model).__mro__)
 
 
 def _went_nonfinite(trace: Trace) -> bool:
