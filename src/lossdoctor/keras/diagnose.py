@@ -72,7 +72,8 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any, loss_fn: Any = None,
     findings = run_checks(trace, thresholds)
     if trace.loss.error is not None and not any(f.severity == "error" for f in findings):
         raise LossFnError(f"the loss raised {trace.loss.error}")
-    findings = [backend_note(replace(f, fixes=keras_fixes(f, trace, backend)), backend)
+    findings = [backend_note(replace(f, fixes=keras_fixes(f, trace, backend)), backend,
+                             trace.notes)
                 for f in findings]
     findings = _verified(model, inputs, targets, loss, optimizer, trace, findings, verify_steps,
                          task, thresholds)

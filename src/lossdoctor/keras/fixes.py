@@ -111,20 +111,27 @@ def keras_fixes(f: Finding, trace: Trace, backend: str) -> tuple[Fix, ...]:
     return tuple(Fix(fx.title, "# in Keras terms:\n# " + fx.title) for fx in f.fixes)
 
 
-def backend_note(f: Finding, backend: str) -> Finding:
-    """What each Keras backend does with ``from_logits=True`` on a softmax output."""
-    if f.code != "double-softmax" or f.evidence.get("output_op") != "softmax":
+def backend_note(f: Finding, backend: str, notes: tuple[str, ...]) -> Finding:
+    """What this Keras backend did with ``from_logits=True`` on a softmax/sigmoid output.
+
+    TensorFlow's backend reads the logits the activation left on the tensor (``_keras_logits``)
+    and warns; the warning, caught by the probe, is the evidence that it did. Then the loss
+    trained on is right and the finding is a portability warning; the torch backend neither
+    recovers nor warns, and the second softmax is what trains.
+    """
+    if f.code != "double-softmax" or f.evidence.get("output_op") not in ("softmax", "sigmoid"):
         return f
-    if backend == "tensorflow":
-        note = (" On the TensorFlow backend Keras recovers the logits from the softmax op and "
-                "warns, so this loss is right here; the same model on the torch (or JAX) "
-                "backend applies a second softmax.")
+    act = f.evidence["output_op"]
+    recovered = any("received `from_logits=True`" in n for n in notes)
+    if recovered:
+        note = (f" The {backend} backend recovered the logits from the {act} and warned, so the "
+                "loss is right on this backend; the same model on the torch (or JAX) backend "
+                f"applies a second {act}.")
         return replace(f, severity="warning", summary=f.summary + note,
                        evidence={**f.evidence, "backend": backend,
                                  "backend_recovers_logits": True})
-    note = (" On the torch backend Keras neither recovers the logits nor warns: the loss is "
-            "cross-entropy of softmax(probabilities), bounded away from 0. (TensorFlow's backend "
-            "would recover the logits and warn.)")
+    note = (f" The {backend} backend neither recovers the logits nor warns: the loss is computed "
+            f"on {act}(probabilities). (TensorFlow's backend would recover them and warn.)")
     return replace(f, summary=f.summary + note,
                    evidence={**f.evidence, "backend": backend, "backend_recovers_logits": False})
 
