@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import keras  # noqa: E402
-from scenarios import CONTROLS, FAULTS, Scenario  # noqa: E402
+from keras_scenarios import CONTROLS, FAULTS, Scenario  # noqa: E402
 
 import lossdoctor as ld  # noqa: E402
 

@@ -252,14 +252,19 @@ RULES: tuple[Rule, ...] = (
         "faults:story2-saturated-neuron-mse", "controls:binary-logits",
     ),
     Rule(
-        "double-softmax", "probabilities fed to a loss that expects logits", ("error",), "batch",
+        "double-softmax", "probabilities fed to a loss that expects logits", ("error", "warning"),
+        "batch",
         "The output entering CrossEntropyLoss / BCEWithLogitsLoss comes from a softmax/sigmoid "
-        "(or its rows sum to one), or NLLLoss gets probabilities instead of log-probabilities.",
+        "(or its rows sum to one), or NLLLoss gets probabilities instead of log-probabilities. "
+        "A warning when the backend recovered the logits itself (Keras on TensorFlow reads them "
+        "off the softmax and warns): the loss is right there and wrong on Keras' torch backend.",
         "The loss applies its own softmax to values in [0, 1]: predictions can never be confident, "
         "the loss is bounded away from 0 and the gradient is squashed.",
         (),
         {"loss": "loss kind", "output_op": "producer of the output", "output_min": "smallest output",
-         "output_max": "largest output", "rows_sum_to_one": "rows are probability vectors"},
+         "output_max": "largest output", "rows_sum_to_one": "rows are probability vectors",
+         "backend": "Keras backend that ran the loss",
+         "backend_recovers_logits": "whether that backend computed the loss from the logits"},
         "drop-final-activation", "remove the final softmax/sigmoid; apply it only at inference",
         "nn.Sequential(..., nn.Softmax(1)); nn.CrossEntropyLoss()",
         "nn.Sequential(...); nn.CrossEntropyLoss()",
