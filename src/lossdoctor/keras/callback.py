@@ -18,6 +18,7 @@ from typing import Any, Literal
 import keras
 
 from lossdoctor.checks import run_checks
+from lossdoctor.checks.base import Scope
 from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.keras.loss import resolve
 from lossdoctor.keras.probe import probe
@@ -89,7 +90,7 @@ class LossDoctorCallback(keras.callbacks.Callback):  # type: ignore[misc]
                                             window=self.window,
                                             dead_first=tuple(self._dead_first.items())))
         self.traces.append((self.step, trace))
-        scopes = ("batch", "layers", "run") if first else ("layers", "run")
+        scopes: tuple[Scope, ...] = ("batch", "layers", "run") if first else ("layers", "run")
         for f in run_checks(trace, self.thresholds, scopes=scopes):
             self._emit(f)
 

@@ -13,8 +13,8 @@ from lossdoctor.checks.depth import activation_family, extreme, signal_points
 from lossdoctor.findings import Finding, Fix, Verification
 from lossdoctor.fmt import g
 from lossdoctor.keras.loss import KerasLoss
-from lossdoctor.keras.state import untouched
 from lossdoctor.keras.optimizer import learning_rate
+from lossdoctor.keras.state import untouched
 from lossdoctor.keras.steps import clone, fresh_optimizer, train_steps
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
@@ -192,18 +192,18 @@ def verify_reinit(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimi
             return Verification("reinit", title, "failed", {}, {},
                                 f"could not rebuild the model with new initialisers: {e}")
     left = {f.code for f in after_findings if f.severity in ("warning", "error")}
-    before_m = {"loss_at_init": trace.loss.value, "signal_gain_per_layer": _gain(trace),
+    gain_before, gain_after = _gain(trace), _gain(after)
+    before_m: dict[str, Any] = {"loss_at_init": trace.loss.value, "signal_gain_per_layer": _gain(trace),
                 "loss_after_steps": base_losses[-1], "codes": sorted(codes)}
-    after_m = {"loss_at_init": after.loss.value, "signal_gain_per_layer": _gain(after),
+    after_m: dict[str, Any] = {"loss_at_init": after.loss.value, "signal_gain_per_layer": _gain(after),
                "loss_after_steps": fixed_losses[-1], "codes": sorted(left),
                "all_codes": sorted({f.code for f in after_findings})}
     ok = ({"init-loss-high", "signal-exploding"} & codes).isdisjoint(left) \
         and math.isfinite(fixed_losses[-1]) \
         and not any(f.severity == "error" for f in after_findings)
     parts = [f"loss at init {g(trace.loss.value)} -> {g(after.loss.value)}"]
-    if before_m["signal_gain_per_layer"] is not None:
-        parts.append(f"signal gain per layer {g(before_m['signal_gain_per_layer'])} -> "
-                     f"{g(after_m['signal_gain_per_layer'] or 1.0)}")
+    if gain_before is not None:
+        parts.append(f"signal gain per layer {g(gain_before)} -> {g(gain_after or 1.0)}")
     parts.append(f"loss after {len(fixed_losses) - 1} steps {g(base_losses[-1])} -> "
                  f"{g(fixed_losses[-1])}")
     message = (f"keras.models.clone_model with the fixed initialisers, a fresh "

@@ -144,9 +144,8 @@ def probe(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimizer: Any
                               "not a scalar")
         grads = ad.gradients(loss_value, watched)
         if penalty is not None:
-            n = len(trainable)
-            dg = ad.gradients(data, [v for _, v in trainable])[:n]
-            pg = ad.gradients(penalty, [v for _, v in trainable])[:n]
+            dg = ad.gradients(data, [v for _, v in trainable])
+            pg = ad.gradients(penalty, [v for _, v in trainable])
             data_norm = math.sqrt(sum(float((g ** 2).sum()) for g in dg if g is not None))
             penalty_norm = math.sqrt(sum(float((g ** 2).sum()) for g in pg if g is not None))
     n_var, n_rec = len(trainable), len(rec.pending)

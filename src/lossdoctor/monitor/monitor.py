@@ -271,7 +271,7 @@ class Monitor:
         enabled, seen = self._rec.enabled, set(self._seen)
         self._rec.enabled = False
         try:
-            report = diagnose(self.model, inputs, targets, self.loss_fn,  # type: ignore[arg-type]
+            report = diagnose(self.model, inputs, targets, self.loss_fn,
                               self.optimizer, verify_steps=0, thresholds=self.thresholds)
         except LossDoctorError as e:
             self.notes.append(f"first-step diagnosis skipped: {e}")
