@@ -100,6 +100,18 @@ def test_init_loss_lines_follow_logit_scale() -> None:
     assert sev["init-loss-high"] == "error"
 
 
+@pytest.mark.parametrize(("off", "severity"), [(None, "error"), (2.4, "info"), (50.0, "error")])
+def test_init_loss_judges_the_network_with_dropout_off(off: float | None, severity: str) -> None:
+    """A high training-mode loss whose dropout-off value is under the line is dropout's variance
+    (1/(1-p) per layer): info, no reinit offered; a net still high with dropout off is not."""
+    t = trace(loss=expected_ce(10, 30.0) * 1.01)
+    t = replace(t, loss=replace(t.loss, dropout_off_value=off))
+    found = [f for f in run_checks(t) if f.code == "init-loss-high"]
+    assert [f.severity for f in found] == [severity]
+    assert ("dropout_off_loss" in found[0].evidence) is (severity == "info")
+    assert (found[0].fixes == ()) is (severity == "info")
+
+
 def test_expected_losses_match_their_closed_forms() -> None:
     assert expected_ce(10, 0.0) == pytest.approx(math.log(10))
     # small logits: E[CE] = ln K + s^2 (K - 1) / (2K) + O(s^4)
