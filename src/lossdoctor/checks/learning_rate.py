@@ -3,7 +3,8 @@
 The update-to-weight ratio ||w_1 - w_0|| / ||w_0|| of a healthy step is about 1e-3 (Karpathy,
 CS231n "Babysitting the learning process"); TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022) flags
 log10 of it outside [-4, -1]. Too high also shows directly: the loss ends the probe steps 50%
-above where it started, or non-finite. Too low needs both a ratio below 1e-4 and a loss that moved
+above where it started, or non-finite, or spikes on the way (above 1.5x the first loss and 2x
+the lowest before it: the monitor's divergence line) however it ends. Too low needs both a ratio below 1e-4 and a loss that moved
 less than 1% over the steps, so a slowly but surely learning model is left alone; it is info
 only, because a few steps cannot tell a slow start (momentum still building up) from a stall.
 An optimizer that re-evaluates the loss in its step (LBFGS's line search) chooses its own step
@@ -29,6 +30,20 @@ def _fix(factor: float) -> Fix:
                f"for group in optimizer.param_groups:\n    group[\"lr\"] *= {g(factor)}")
 
 
+def _spike(losses: tuple[float, ...], th: Thresholds) -> tuple[float, int] | None:
+    """(peak, step) when a finite loss rose above ``loss_rise`` x the first loss and above
+    ``diverge`` x the lowest loss before it: a blow-up the last value may have recovered from
+    (a step beyond 2 / curvature, then dead or re-scaled units bring it back down)."""
+    finite = [(v, i) for i, v in enumerate(losses) if math.isfinite(v)]
+    if len(finite) < 3 or losses[0] <= 0:
+        return None
+    peak, at = max(finite)
+    low = min((v for v, i in finite if i < at), default=math.inf)
+    if at > 0 and peak > th.loss_rise * losses[0] and low > 0 and peak > th.diverge * low:
+        return peak, at
+    return None
+
+
 @check("lr-too-high", "lr-too-low")
 def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     """Learning rate far from a healthy update size, or a loss that rises under it."""
@@ -50,6 +65,10 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     diverged = not math.isfinite(last)
     # measured against |first| so that a falling negative loss (Gaussian NLL) reads as falling
     rising = diverged or last - first > (th.loss_rise - 1) * abs(first)
+    spike = _spike(st.losses, th)
+    if spike is not None and not rising:
+        rising = True
+        evidence["loss_peak"], evidence["peak_step"] = spike
     learns = progress(st.losses, th) is not None
     if st.closure and ratio is not None and not rising:
         ratio = None
@@ -58,6 +77,8 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     if rising or (ratio is not None and ratio > th.update_ratio_high):
         why = (f"the loss went {g(first)} -> {g(last)} in {len(st.losses) - 1} steps"
                if rising else "")
+        if spike is not None:
+            why += f", through {g(spike[0])} at step {spike[1]}"
         if ratio is not None and ratio > th.update_ratio_high:
             why += ("; " if why else "") + (f"one step changes the weights by {g(100 * ratio)}% "
                                             f"(line {g(100 * th.update_ratio_high)}%)")

@@ -30,7 +30,13 @@ from lossdoctor.fmt import g
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.steps import needs_closure, train_steps
-from lossdoctor.repairs.registry import Repair, repair_for
+from lossdoctor.repairs.registry import (
+    REINITS,
+    Repair,
+    fallback_for,
+    repair_for,
+    repair_named,
+)
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
 
@@ -197,6 +203,12 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
             continue
         result = _verify_one(case, trace, findings, repair, idx, codes, before, before_errors,
                              steps, task, thresholds)
+        alt = fallback_for(repair, trace)
+        if result.status != "verified" and alt is not None and budget.allows(cost):
+            other = _verify_one(case, trace, findings, alt, idx, codes, before, before_errors,
+                                steps, task, thresholds)
+            if other.status == "verified":
+                result = other
         for i in idx:
             out[i] = replace(out[i], verification=result)
     return out
@@ -237,10 +249,10 @@ def script_lines(trace: Trace, findings: list[Finding]) -> list[str]:
     lines: list[str] = []
     seen: set[str] = set()
     reinit = any(f.verification is not None and f.verification.status == "verified"
-                 and f.verification.repair == "reinit" for f in findings)
+                 and f.verification.repair in REINITS for f in findings)
     for f in findings:
         v = f.verification
-        repair = repair_for(f)
+        repair = repair_named(v.repair) if v is not None else None
         if v is None or v.status != "verified" or repair is None or repair.name in seen:
             continue
         seen.add(repair.name)
