@@ -8,11 +8,12 @@ from typing import Any
 
 from lossdoctor.budget import Budget
 from lossdoctor.checks import run_checks
+from lossdoctor.checks.init_loss import init_loss_high
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.findings import Finding
 from lossdoctor.keras.fixes import backend_note, keras_fixes, verify_reinit
 from lossdoctor.keras.loss import resolve
-from lossdoctor.keras.probe import probe
+from lossdoctor.keras.probe import probe, with_dropout_off
 from lossdoctor.keras.state import untouched
 from lossdoctor.keras.steps import step_stats
 from lossdoctor.report import Report
@@ -57,6 +58,8 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any, loss_fn: Any = None,
     with untouched(model, optimizer, loss.fn):
         trace = probe(model, inputs, targets, loss, optimizer, task)
         clock.step_seconds = time.perf_counter() - clock.start
+        if any(f.severity != "info" for f in init_loss_high(trace, thresholds or Thresholds())):
+            trace = with_dropout_off(trace, model, inputs, targets, loss)  # dropout's or init's?
         if verify_steps and trace.loss.error is None:
             loud = any(f.severity != "info" for f in run_checks(trace, thresholds))
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -209,6 +210,39 @@ def probe(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimizer: Any
         layers=layers, params=tuple(params), loss=loss_stats, output=prediction,
         targets=target_stats, inputs=_input_stats(_t(to_numpy(inputs))), optimizer=opt_stats,
         nonfinite_origin=_origin(layers, params, value), notes=notes)
+
+
+def with_dropout_off(trace: Trace, model: Any, inputs: Any, targets: Any,
+                     loss: KerasLoss) -> Trace:
+    """``trace`` with ``loss.dropout_off_value``: the loss with every Dropout's rate set to 0
+    for one more forward (BatchNorm stays in training mode, as in the measured pass).
+
+    Inverted dropout multiplies each unit's second moment by 1/(1-p), so several dropout layers
+    make training-mode logits larger than the network's own (see the PyTorch probe). The caller
+    restores state (the extra forward moves BatchNorm statistics)."""
+    from lossdoctor.keras.layers import leaf_layers
+
+    if trace.loss.error is not None or not math.isfinite(trace.loss.value):
+        return trace
+    active = [layer for layer, _ in leaf_layers(model)
+              if "Dropout" in type(layer).__name__ and float(getattr(layer, "rate", 0) or 0) > 0]
+    if not active:
+        return trace
+    rates = [layer.__dict__.get("rate") for layer in active]
+    try:
+        for layer in active:
+            object.__setattr__(layer, "rate", 0.0)
+        out = call_model(model, inputs)
+        value = loss.fn(targets, out)
+        for r in model.losses:
+            value = value + r
+        off = _scalar(value)
+    except Exception:  # noqa: BLE001 - the training-mode pass already reported what raised
+        return trace
+    finally:
+        for layer, rate in zip(active, rates, strict=True):
+            object.__setattr__(layer, "rate", rate)
+    return replace(trace, loss=replace(trace.loss, dropout_off_value=off))
 
 
 def _decay(optimizer: Any, v: Any) -> float:
