@@ -4,9 +4,10 @@ The update-to-weight ratio ||w_1 - w_0|| / ||w_0|| of a healthy step is about 1e
 CS231n "Babysitting the learning process"); TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022) flags
 log10 of it outside [-4, -1]. Too high also shows directly: the loss ends the probe steps 50%
 above where it started, or non-finite, or spikes on the way (above 1.5x the first loss and 2x
-the lowest before it: the monitor's divergence line) however it ends. Too low needs both a ratio below 1e-4 and a loss that moved
-less than 1% over the steps, so a slowly but surely learning model is left alone; it is info
-only, because a few steps cannot tell a slow start (momentum still building up) from a stall.
+the lowest before it: the monitor's divergence line) however it ends. Too low needs both a
+ratio below 1e-4 and a loss that moved less than 1% over the steps, so a slowly but surely
+learning model is left alone; it is info only, because a few steps cannot tell a slow start
+(momentum still building up) from a stall.
 An optimizer that re-evaluates the loss in its step (LBFGS's line search) chooses its own step
 length: a large update is only too high when the loss rises. A float16/bfloat16 model that went
 non-finite is judged on its float32 replay, so a precision problem is not blamed on the rate.
