@@ -137,6 +137,8 @@ def diagnose(
 
     A Keras 3 model (torch or TensorFlow backend) is measured by :mod:`lossdoctor.keras` and
     judged by the same checks; ``loss_fn`` and ``optimizer`` then default to the compiled ones.
+    A plain ``tf.Module`` with a hand-written ``loss_fn(output, targets)`` is probed op by op by
+    :mod:`lossdoctor.tf` (no probe steps or verification there yet).
 
     The model, its gradients, modes and buffers, the optimizer and every global RNG are left
     bit-identical, also when the model or the loss raises.
@@ -170,6 +172,10 @@ def diagnose(
 
         return diagnose_keras(model, inputs, targets, loss_fn, optimizer, task=task,
                               verify_steps=verify_steps, thresholds=thresholds, budget=budget)
+    if _is_tf_module(model):  # plain TensorFlow: probed op by op (imports TensorFlow only now)
+        from lossdoctor.tf.diagnose import diagnose_tf
+
+        return diagnose_tf(model, inputs, targets, loss_fn, task=task, thresholds=thresholds)
     if not isinstance(model, nn.Module):
         raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -218,6 +224,12 @@ def diagnose(
 def _is_keras(model: Any) -> bool:
     """A Keras 3 model, decided from its class names without importing Keras."""
     return any(c.__module__.split(".", 1)[0] == "keras" and c.__name__ in ("Layer", "Model")
+               for c in type(model).__mro__)
+
+
+def _is_tf_module(model: Any) -> bool:
+    """A plain ``tf.Module``, decided from its class names without importing TensorFlow."""
+    return any(c.__module__.split(".", 1)[0] == "tensorflow" and c.__name__ == "Module"
                for c in type(model).__mro__)
 
 

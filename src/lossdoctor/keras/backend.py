@@ -21,6 +21,8 @@ from lossdoctor.errors import LossDoctorError
 
 def to_numpy(t: Any) -> np.ndarray:
     """Any backend tensor or Keras variable as a numpy array (a copy for a torch tensor)."""
+    if type(t).__module__.startswith("tensorflow") and hasattr(t, "numpy"):
+        return np.asarray(t.numpy())  # a plain TensorFlow tensor or variable, on any backend
     import keras
 
     value = getattr(t, "value", t) if _is_variable(t) else t
