@@ -74,3 +74,22 @@ def test_variables_are_restored_and_ops_unwrapped() -> None:
     assert tf.nn.relu is relu
     assert all(np.array_equal(v.numpy(), b) for v, b in
                zip(made["model"].variables, before, strict=True))
+
+
+def test_lab_losses_framework_tf_computes_every_number_with_tensorflow() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from lossdoctor.cli import main
+
+    result = CliRunner().invoke(main, ["lab", "losses", "--framework", "tf", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert len(data["rows"]) == len(data["tf_rows"]) == 14
+    for torch_row, tf_row in zip(data["rows"], data["tf_rows"], strict=True):
+        assert tf_row["code"].startswith(("tf.", "-tf."))
+        # float32 on both sides: 1e-5 relative is a few ulps of these O(1) values
+        assert np.allclose(tf_row["value"], torch_row["value"], rtol=1e-5, atol=1e-6), tf_row
+    l2 = next(r for r in data["tf_rows"] if r["code"] == "tf.nn.l2_loss(w)")
+    assert l2["value"] == 45.5  # the story's number, exactly

@@ -115,18 +115,45 @@ def neuron(w: float | None, b: float | None, loss: str, lr: float, steps: int,
 
 @lab.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
-def losses(as_json: bool) -> None:
+@click.option("--framework", type=click.Choice(["torch", "tf"]), default="torch",
+              show_default=True, help="tf: each number also computed by TensorFlow itself.")
+def losses(as_json: bool, framework: str) -> None:
     """Story 3: how a loss is put together, each number next to the code that computed it.
 
     \b
     Example:
       lossdoctor lab losses
+      lossdoctor lab losses --framework tf
     """
     from lossdoctor.lab import losses as story
     from lossdoctor.lab.datasets import load
     from lossdoctor.lab.mlp import Config, build
 
     rows = story.table()
+    if framework == "tf":
+        try:
+            from lossdoctor.tf import lab_losses
+        except ImportError as e:
+            _fail(LossDoctorError(f"--framework tf needs TensorFlow: pip install "
+                                  f"'lossdoctor[tf]' ({e})"))
+        tf_rows = lab_losses.table()
+        if as_json:
+            click.echo(json.dumps({"rows": [r.__dict__ for r in rows],
+                                   "tf_rows": [r.__dict__ for r in tf_rows]}, indent=2))
+            return
+        console = Console(width=140)
+        console.print("[bold]set-up[/bold] (PyTorch, then TensorFlow)")
+        console.print(story.SETUP)
+        console.print(lab_losses.SETUP)
+        t = Table(show_edge=False)
+        for col in ("what", "code (PyTorch / TensorFlow)", "value"):
+            t.add_column(col, overflow="fold")
+        for r, tr in zip(rows, tf_rows, strict=True):
+            for row in (r, tr):
+                value = row.value if isinstance(row.value, list) else g(row.value, 4)
+                t.add_row(r.label if row is r else "", row.code, str(value))
+        console.print(t)
+        return
     try:
         split = load("digits")
     except LossDoctorError as e:
