@@ -28,6 +28,7 @@ def tf_story1() -> ld.Report:
     return ld.diagnose(**story1(0))
 
 
+@pytest.mark.slow
 def test_story1_tf_module_matches_the_pytorch_probe(tf_story1: ld.Report) -> None:
     torch_report = ld.diagnose(**deep_relu(0), verify_steps=0)
     g, per = gains(tf_story1)
@@ -93,3 +94,31 @@ def test_lab_losses_framework_tf_computes_every_number_with_tensorflow() -> None
         assert np.allclose(tf_row["value"], torch_row["value"], rtol=1e-5, atol=1e-6), tf_row
     l2 = next(r for r in data["tf_rows"] if r["code"] == "tf.nn.l2_loss(w)")
     assert l2["value"] == 45.5  # the story's number, exactly
+
+
+@pytest.mark.slow
+def test_lab_mlp_framework_tf_builds_and_trains_story1_with_tensorflow_ops() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from lossdoctor.cli import main
+
+    def run(*extra: str) -> dict[str, object]:
+        result = CliRunner().invoke(main, ["lab", "mlp", "--framework", "tf", "--layers", "256",
+                                           "256", "256", "256", "--steps", "30", "--json",
+                                           *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output[result.output.index("{"):])  # type: ignore[no-any-return]
+
+    story = run("--lr", "0.5")
+    assert story["framework"] == "tf"
+    codes = {f["code"] for f in story["findings"]}  # type: ignore[union-attr]
+    # trunc-normal(0.5) at width 256: ~4.9x per ReLU layer, x sqrt(2) with dropout 0.5
+    assert {"init-loss-high", "signal-exploding"} <= codes
+    assert story["first_data_loss"] > 1e3  # type: ignore[operator]
+    fixed = run("--init", "he", "--bias-init", "zeros", "--no-dropout", "--lr", "0.05")
+    assert not [f for f in fixed["findings"] if f["severity"] != "info"]  # type: ignore[union-attr]
+    assert abs(fixed["first_data_loss"] - math.log(10)) < 0.5  # type: ignore[operator]
+    losses = fixed["losses"]
+    assert losses[-1] < 0.5 * losses[0]  # type: ignore[index]

@@ -211,11 +211,13 @@ def losses(as_json: bool, framework: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Save the loss curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--framework", type=click.Choice(["torch", "tf"]), default="torch",
+              show_default=True, help="tf: built and trained with TensorFlow ops (tf.Module).")
 def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, init: str,
         bias_init: str, dropout: float, no_dropout: bool, loss: str, l2: float, l2_on: str,
         optimizer: str, lr: float, steps: int, batch_size: int, dataset: str, seed: int,
         plot_path: str | None,
-        as_json: bool) -> None:
+        as_json: bool, framework: str) -> None:
     """Story 1: a configurable MLP pipeline, first-batch loss, training and diagnosis.
 
     \b
@@ -240,11 +242,24 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
                      dropout=0.0 if no_dropout else dropout, loss=loss, l2=l2, l2_on=l2_on,
                      optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size, seed=seed)
         split = load(dataset, seed)
-        model = build(cfg, split.x_train.shape[1], split.classes)
         first = batches(split, cfg)()
-        torch.manual_seed(cfg.seed)  # the diagnosis sees the dropout masks training will use
-        report = ld.diagnose(model, first[0], first[1], LossFn(cfg, model),
-                             make_optimizer(cfg, model), verify_steps=0)
+        tf_lab: Any = None
+        if framework == "tf":
+            try:
+                from lossdoctor.tf import lab_mlp as tf_lab
+            except ImportError as e:
+                raise LossDoctorError(f"--framework tf needs TensorFlow: pip install "
+                                      f"'lossdoctor[tf]' ({e})") from e
+            tf_lab.check(cfg)
+            model: Any = tf_lab.LabMLP(cfg, split.x_train.shape[1], split.classes)
+            report = ld.diagnose(model, first[0].numpy(), first[1].numpy(),
+                                 tf_lab.loss_fn(cfg, model, split.classes))
+            train = tf_lab.train
+        else:
+            model = build(cfg, split.x_train.shape[1], split.classes)
+            torch.manual_seed(cfg.seed)  # the diagnosis sees the dropout masks training will use
+            report = ld.diagnose(model, first[0], first[1], LossFn(cfg, model),
+                                 make_optimizer(cfg, model), verify_steps=0)
         console = Console(width=100, stderr=as_json)
         with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/"
                       "{task.total} steps, loss {task.fields[loss]}"), TimeRemainingColumn(),
@@ -262,7 +277,7 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
         _fail(e)
     if as_json:
         click.echo(json.dumps(strict({
-            "config": cfg.__dict__, "dataset": split.name, "classes": split.classes,
+            "config": cfg.__dict__, "framework": framework, "dataset": split.name, "classes": split.classes,
             "first_data_loss": result.first_data_loss, "first_penalty": result.first_penalty,
             "chance": result.chance, "losses": result.losses,
             "train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
@@ -270,7 +285,8 @@ def mlp(layers: tuple[int, ...], more_widths: tuple[int, ...], act_func: str, in
                          for f in report.findings],
         }), indent=2, default=str, allow_nan=False))
         return
-    console.print(f"[bold]lab mlp[/bold]  {split.x_train.shape[1]} -> {list(cfg.layers)} -> "
+    console.print(f"[bold]lab mlp[/bold] ({'TensorFlow' if framework == 'tf' else 'PyTorch'})  "
+                  f"{split.x_train.shape[1]} -> {list(cfg.layers)} -> "
                   f"{split.classes}, {cfg.act}, init {cfg.init}, bias {cfg.bias_init}, dropout "
                   f"{g(cfg.dropout)}, {cfg.loss}, {cfg.optimizer} lr {g(cfg.lr)}, {split.name}")
     console.print(f"first batch loss {g(result.first_data_loss + result.first_penalty)} = data "

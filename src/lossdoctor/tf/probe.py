@@ -8,7 +8,9 @@ are replaced by recording wrappers and put back in ``finally``. ``tf.matmul(h, W
 variable ``W`` is a linear record (fan-in and weight scale from ``W``); the input of each
 activation is its pre-activation; the loss call names the loss kind, the logits and the labels;
 the reduction applied to its per-example values names the reduction; ``tf.nn.l2_loss`` of a
-variable marks a penalty. Gradients come from one persistent ``tf.GradientTape``.
+variable marks a penalty. Gradients come from one persistent ``tf.GradientTape``. An op bound to
+another name before the probe runs (``relu = tf.nn.relu`` at import) is not seen: call it through
+``tf.nn``/``tf``/``tf.math`` as the stories do.
 """
 
 from __future__ import annotations
