@@ -331,3 +331,16 @@ def test_callback_inside_model_fit() -> None:
     layers = bad.traces[0][1].layers
     assert len([layer for layer in layers if layer.kind == "linear"]) == 5
     assert bad.report().trace.run is not None
+
+
+def test_predict_refuses_a_keras_model_and_diagnose_checks_arguments_first() -> None:
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    x, y = _batch()
+    with pytest.raises(ld.LossDoctorError, match="predict follows PyTorch modules only"):
+        ld.predict(model, x)
+    with pytest.raises(ld.LossDoctorError, match="verify_steps"):
+        ld.diagnose(model, x, y, "sparse_categorical_crossentropy", verify_steps=-1)
+    with pytest.raises(ld.LossDoctorError, match="no loss"):
+        ld.diagnose(model, x, y)  # not compiled, no loss_fn
+    with pytest.raises(ld.LossDoctorError, match="keras.optimizers.Optimizer"):
+        ld.diagnose(model, x, y, "mse", object())

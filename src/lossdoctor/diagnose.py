@@ -19,6 +19,7 @@ from lossdoctor.checks import run_checks
 from lossdoctor.checks.catalog import EXPLAINS_LOSS_ERROR
 from lossdoctor.checks.init_loss import init_loss_high
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
+from lossdoctor.frameworks import is_keras, is_tf_module
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.hooks import all_tensors
@@ -167,12 +168,21 @@ def diagnose(
     Raises:
         LossDoctorError: the arguments are not usable (wrong types, the model or loss raises).
     """
-    if _is_keras(model):  # the Keras probe fills the same Trace (imports Keras only now)
+    if budget is not None and (not isinstance(budget, (int, float)) or not budget > 0):
+        raise LossDoctorError(f"budget must be a positive number of seconds, got {budget!r}")
+    if not isinstance(verify_steps, int) or verify_steps < 0:
+        raise LossDoctorError(f"verify_steps must be a non-negative integer, got {verify_steps!r}")
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        raise LossDoctorError(
+            f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
+    if task is not None and task not in TASKS:
+        raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if is_keras(model):  # the Keras probe fills the same Trace (imports Keras only now)
         from lossdoctor.keras.diagnose import diagnose_keras
 
         return diagnose_keras(model, inputs, targets, loss_fn, optimizer, task=task,
                               verify_steps=verify_steps, thresholds=thresholds, budget=budget)
-    if _is_tf_module(model):  # plain TensorFlow: probed op by op (imports TensorFlow only now)
+    if is_tf_module(model):  # plain TensorFlow: probed op by op (imports TensorFlow only now)
         from lossdoctor.tf.diagnose import diagnose_tf
 
         return diagnose_tf(model, inputs, targets, loss_fn, task=task, thresholds=thresholds)
@@ -183,15 +193,6 @@ def diagnose(
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise LossDoctorError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    if budget is not None and (not isinstance(budget, (int, float)) or not budget > 0):
-        raise LossDoctorError(f"budget must be a positive number of seconds, got {budget!r}")
-    if not isinstance(verify_steps, int) or verify_steps < 0:
-        raise LossDoctorError(f"verify_steps must be a non-negative integer, got {verify_steps!r}")
-    if thresholds is not None and not isinstance(thresholds, Thresholds):
-        raise LossDoctorError(
-            f"thresholds must be a lossdoctor.Thresholds, got {type(thresholds).__name__}")
-    if task is not None and task not in TASKS:
-        raise LossDoctorError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     lazy = _lazy(model)
     if lazy:
         case = _materialised(model, inputs, targets, loss_fn, optimizer)
@@ -219,18 +220,6 @@ def diagnose(
     if skipped is None:
         return report
     return replace(report, trace=replace(report.trace, notes=(*report.trace.notes, skipped)))
-
-
-def _is_keras(model: Any) -> bool:
-    """A Keras 3 model, decided from its class names without importing Keras."""
-    return any(c.__module__.split(".", 1)[0] == "keras" and c.__name__ in ("Layer", "Model")
-               for c in type(model).__mro__)
-
-
-def _is_tf_module(model: Any) -> bool:
-    """A plain ``tf.Module``, decided from its class names without importing TensorFlow."""
-    return any(c.__module__.split(".", 1)[0] == "tensorflow" and c.__name__ == "Module"
-               for c in type(model).__mro__)
 
 
 def _went_nonfinite(trace: Trace) -> bool:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lossdoctor.errors import LossDoctorError
+from lossdoctor.frameworks import is_keras, is_tf_module
 from lossdoctor.probe.hooks import first_tensor
 from lossdoctor.probe.kinds import fan_in
 from lossdoctor.theory.propagate import Prediction, input_moments, propagate
@@ -99,6 +100,9 @@ def predict(
     Raises:
         LossDoctorError: neither or both of ``inputs`` and ``input_stats``, or bad values.
     """
+    if is_keras(model) or is_tf_module(model):
+        raise LossDoctorError("predict follows PyTorch modules only; for a Keras or TensorFlow "
+                              "model, ld.diagnose(model, x, y) measures the same per-layer numbers")
     if not isinstance(model, nn.Module):
         raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if (inputs is None) == (input_stats is None):
