@@ -141,6 +141,8 @@ def test_sum_reduction_needs_a_batch() -> None:
     ((2.30, 2.1, 1.9, 1.7, 1.8, 1.5, 1.4), None),  # a wobble on the way down: healthy
     ((2.30, 2.0, 1.0, 0.5, 1.1, 0.8, 0.6), None),  # 2.2x the low but under 1.5x the first
     ((2.30, 2.25, 3.6, 2.2, 2.1, 2.1, 2.0), None),  # 1.57x the first, 1.6x the low before it
+    # story 1 re-initialised at lr 0.5: overshoots once and recovers (trains well over 100 steps)
+    ((2.30, 6.68, 3.43, 2.59, 2.48, 2.40, 2.36, 2.33, 2.305, 2.297), None),
 ])
 def test_a_loss_spike_in_the_probe_steps_is_a_learning_rate_too_high(
         losses: tuple[float, ...], code: str | None) -> None:

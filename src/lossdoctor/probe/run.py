@@ -454,7 +454,12 @@ def probe(
         or any(p.grad_nonfinite for p in params)
         or (prediction is not None and prediction.stats.nonfinite > 0)
     )
-    origin = _origin(model, inputs, targets, loss_fn, rng, params) if saw_nonfinite else None
+    # masked NaN/Inf (loss and every gradient finite) are named by the layers that held them:
+    # the replay that finds the first op is only paid when the loss or a gradient is poisoned
+    masked = (math.isfinite(bw.value) and not any(p.grad_nonfinite for p in params)
+              and not any(layer.grad_nonfinite for layer in layers) and fw.error is None)
+    origin = (_origin(model, inputs, targets, loss_fn, rng, params)
+              if saw_nonfinite and not masked else None)
     return Trace(
         task=inferred, n_classes=n_classes, batch_size=batch, layers=layers,
         params=tuple(params), loss=loss_stats, output=prediction, targets=target_stats,
