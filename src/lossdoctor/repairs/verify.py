@@ -22,6 +22,7 @@ from typing import Any
 
 from lossdoctor.budget import Budget
 from lossdoctor.case import Case, copy_case
+from lossdoctor.causes.cause import find_causes
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.depth import extreme, grad_points, signal_points
 from lossdoctor.errors import LossDoctorError
@@ -102,6 +103,11 @@ def _clear_without_steps(codes: set[str], after: list[Finding], before_errors: s
     return bool(left or new)
 
 
+def _lowest(m: dict[str, Any]) -> float:
+    finite = [v for v in m.get("losses", ()) if math.isfinite(v)]
+    return min(finite) if finite else math.inf
+
+
 def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
            after: dict[str, Any], before_errors: set[str], after_errors: set[str]) -> str | None:
     """None when verified, else why not."""
@@ -116,6 +122,10 @@ def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
     if not math.isfinite(after["loss_after_steps"]):
         return "the loss became non-finite during the steps"
     base, final = before["loss_after_steps"], after["loss_after_steps"]
+    if repair.kind == "init" and after["steps_run"] and _lowest(after) >= _lowest(before):
+        # same loss, same steps: a better start must reach lower; a later blow-up is the
+        # learning rate's (the re-diagnosis after the steps says so), not the init's
+        return f"the loss reached {g(_lowest(after))}, the unfixed run {g(_lowest(before))}"
     if repair.kind == "head" and not after["relative_decrease"] > before["relative_decrease"]:
         return "the loss did not decrease faster"
     if (repair.kind == "setup" and math.isfinite(base) and final > 1.05 * base
@@ -150,6 +160,8 @@ def _message(title: str, codes: set[str], before: dict[str, Any], after: dict[st
     else:
         parts.append(f"loss after {steps} steps {g(before['loss_after_steps'])} -> "
                      f"{g(after['loss_after_steps'])}")
+        if "init" in codes and _lowest(after) < 0.9 * after["loss_after_steps"]:
+            parts.append(f"lowest {g(_lowest(before))} -> {g(_lowest(after))}")
     return f"{title}: " + ", ".join(parts)
 
 
@@ -164,9 +176,10 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
     """
     budget = budget or Budget(None)
     todo: dict[str, tuple[Repair, list[int]]] = {}
+    judged_by_cause = _symptoms_of_repairable_causes(findings, trace)
     for i, f in enumerate(findings):
         repair = repair_for(f)
-        if repair is not None and f.severity in LOUD + ("info",):
+        if repair is not None and f.severity in LOUD + ("info",) and i not in judged_by_cause:
             todo.setdefault(repair.name, (repair, []))[1].append(i)
     if not todo:
         return findings
@@ -211,6 +224,24 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
                 result = other
         for i in idx:
             out[i] = replace(out[i], verification=result)
+    return out
+
+
+def _symptoms_of_repairable_causes(findings: list[Finding], trace: Trace) -> set[int]:
+    """Findings another finding explains (the causes graph) whose root has a repair of its own.
+
+    Their own repair is not trained: the root's fix answers them, and its verification lists
+    each of them as gone or left. ``fix`` judges a symptom again after the root's fix, if it is
+    still there. One verification per cause instead of one per symptom."""
+    out: set[int] = set()
+    for cause in find_causes(findings, trace):
+        root = repair_for(cause.root)
+        if root is None:
+            continue
+        for s in cause.symptoms:
+            own = repair_for(s.finding)
+            if own is not None and own.name != root.name:
+                out.add(s.index)
     return out
 
 
