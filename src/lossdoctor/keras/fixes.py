@@ -198,8 +198,10 @@ def verify_reinit(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimi
     after_m: dict[str, Any] = {"loss_at_init": after.loss.value, "signal_gain_per_layer": _gain(after),
                "loss_after_steps": fixed_losses[-1], "codes": sorted(left),
                "all_codes": sorted({f.code for f in after_findings})}
+    # the consequence decides, as for the PyTorch repair: the clone ends below the unfixed run
+    better = not math.isfinite(base_losses[-1]) or fixed_losses[-1] < base_losses[-1]
     ok = ({"init-loss-high", "signal-exploding"} & codes).isdisjoint(left) \
-        and math.isfinite(fixed_losses[-1]) \
+        and math.isfinite(fixed_losses[-1]) and better \
         and not any(f.severity == "error" for f in after_findings)
     parts = [f"loss at init {g(trace.loss.value)} -> {g(after.loss.value)}"]
     if gain_before is not None:
