@@ -64,7 +64,8 @@ def test_every_rule_has_a_fault_and_a_control_scenario() -> None:
 
 def test_explains_loss_error_is_derived() -> None:
     assert EXPLAINS_LOSS_ERROR == {"labels-out-of-range", "loss-task-mismatch",
-                                   "non-probability-into-prob-loss", "head-label-mismatch"}
+                                   "non-probability-into-prob-loss", "head-label-mismatch",
+                                   "loss-arguments-swapped"}
 
 
 def assert_in_catalogue(f: Finding) -> None:

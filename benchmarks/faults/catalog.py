@@ -133,6 +133,9 @@ FAULTS: tuple[Scenario, ...] = (
     _f("lm-padding-counted", "gDefects4DL / HF forum", s.lm_padding_counted, "padding-in-loss",
        repairable=False),
     _f("lm-unshifted-labels", "HF forum", s.lm_unshifted, "labels-copy-inputs", repairable=False),
+    # the Keras (y_true, y_pred) / PyTorch (input, target) mix-up (issue 16)
+    _f("bce-arguments-swapped", "Keras/PyTorch argument order", s.bce_arguments_swapped,
+       "loss-arguments-swapped", repairable=False),
 )
 
 CONTROLS: tuple[Scenario, ...] = tuple(

@@ -833,3 +833,16 @@ FAULTS["lm-padding-counted"] = (lm_padding_counted, "padding-in-loss", "warning"
 FAULTS["lm-unshifted-labels"] = (lm_unshifted, "labels-copy-inputs", "error")
 FAULTS["negated-cross-entropy"] = (negated_ce, "loss-maximized", "error")
 FAULTS["sgd-maximize"] = (sgd_maximize, "loss-maximized", "error")
+
+
+def bce_arguments_swapped() -> Case:
+    """``F.binary_cross_entropy(target, output)``: the Keras (y_true, y_pred) order in PyTorch."""
+    _seed(33)
+    x, y = blobs(k=2)
+    model = nn.Sequential(relu_mlp(2, width=64, k=1), nn.Sigmoid())
+    return {"model": model, "inputs": x, "targets": y.float().unsqueeze(1),
+            "loss_fn": lambda out, t: F.binary_cross_entropy(t, out),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=1e-3)}
+
+
+FAULTS["bce-arguments-swapped"] = (bce_arguments_swapped, "loss-arguments-swapped", "error")

@@ -158,6 +158,16 @@ def vanishing_deep_sigmoid() -> Case:
     return _case(mlp(depth=12, act="sigmoid", init="glorot_normal"), sce(), sgd())
 
 
+def swapped_custom_loss() -> Case:
+    """A custom loss written ``(y_pred, y_true)`` around Keras' ``(y_true, y_pred)``."""
+    x, y = blobs()
+
+    def loss(y_pred: Any, y_true: Any) -> Any:  # Keras calls loss(y_true, y_pred)
+        return keras.losses.categorical_crossentropy(y_true, y_pred)
+
+    return _case(mlp(head="softmax"), loss, sgd(), x, np.eye(10, dtype=np.float32)[y])
+
+
 # ---------------------------------------------------------------- healthy controls
 
 
@@ -269,6 +279,8 @@ FAULTS: tuple[Scenario, ...] = (
              "exploding-signal"),
     Scenario("vanishing-deep-sigmoid", _seeded(vanishing_deep_sigmoid),
              frozenset({"grad-vanishing", "signal-vanishing"}), "vanishing-grad-deep-sigmoid"),
+    Scenario("custom-loss-arguments-swapped", _seeded(swapped_custom_loss),
+             frozenset({"loss-arguments-swapped"}), "bce-arguments-swapped"),
 )
 
 CONTROLS: tuple[Scenario, ...] = (

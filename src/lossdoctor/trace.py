@@ -142,6 +142,9 @@ class LossStats:
         library_value: the value the library loss call returned when it reduced to a scalar.
         dropout_off_value: the loss on the same batch with the model's training-mode dropout
             switched off (None when it has none).
+        arguments_swapped: the library loss inside ``loss_fn`` received the model output as its
+            target and the targets as its prediction (a wrapper written ``(y_pred, y_true)``
+            around a loss that takes ``(y_true, y_pred)``, or the other way round).
     """
 
     value: float
@@ -161,6 +164,7 @@ class LossStats:
     elementwise_mean: float | None = None
     library_value: float | None = None
     dropout_off_value: float | None = None
+    arguments_swapped: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """One module per problem family; importing this package registers every check."""
 
 from lossdoctor.checks import (  # noqa: F401 - imported to register
+    arguments,
     data,
     dead_units,
     degenerate,

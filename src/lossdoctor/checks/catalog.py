@@ -272,6 +272,22 @@ RULES: tuple[Rule, ...] = (
         "faults:redundant-softmax-module", "controls:log-softmax-nll",
     ),
     Rule(
+        "loss-arguments-swapped", "the loss got the output and the targets swapped",
+        ("error",), "batch",
+        "The library loss called inside loss_fn receives the model output as its target and a "
+        "target tensor as its prediction: a wrapper written (y_pred, y_true) around Keras' "
+        "(y_true, y_pred), or a PyTorch loss called as loss(target, output).",
+        "Clipped logs keep the value finite, so nothing raises; the gradient trains the output "
+        "towards making the labels likely under it, not towards the labels.",
+        (),
+        {"loss": "loss kind", "loss_value": "the loss value"},
+        None, "pass (y_true, y_pred) to Keras losses and (output, target) to PyTorch's",
+        "loss_fn = lambda out, y: F.binary_cross_entropy(y, out)",
+        "loss_fn = lambda out, y: F.binary_cross_entropy(out, y)",
+        (),
+        "faults:bce-arguments-swapped", "controls:binary-logits", explains_loss_error=True,
+    ),
+    Rule(
         "loss-task-mismatch", "the loss does not fit the targets or the output",
         ("error", "warning", "info"), "batch",
         "Regression loss on integer labels; elementwise loss broadcasting mismatched shapes; "

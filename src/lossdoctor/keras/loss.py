@@ -13,7 +13,8 @@ probability checks judge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +140,49 @@ def resolve(loss: Any, targets: Any = None) -> KerasLoss:
                          prob_kind="custom")
     raise LossDoctorError(f"loss_fn must be a Keras loss, a loss name or a function "
                           f"(y_true, y_pred) -> loss, got {type(loss).__name__}")
+
+
+@dataclass
+class LibraryCalls:
+    """What the Keras library losses called inside the loss received."""
+
+    output: Any
+    swapped: bool = False
+
+    def seen(self, y_true: Any, y_pred: Any) -> None:
+        """A library loss got ``(y_true, y_pred)``: the model output as y_true is a swap."""
+        if y_true is self.output and y_pred is not self.output:
+            self.swapped = True
+
+
+@contextmanager
+def library_calls(output: Any) -> Iterator[LibraryCalls]:
+    """Watch the Keras loss functions and ``Loss.__call__`` while the loss runs (a custom loss
+    calling ``keras.losses.categorical_crossentropy(y_pred, y_true)``); always unwrapped."""
+    import keras
+    from keras.src.losses.loss import Loss
+
+    calls = LibraryCalls(output)
+    patched: list[tuple[Any, str, Any]] = []
+
+    def wrap(fn: Callable[..., Any], method: bool) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            a = args[1:] if method else args
+            y_true = a[0] if a else kwargs.get("y_true")
+            y_pred = a[1] if len(a) > 1 else kwargs.get("y_pred")
+            calls.seen(y_true, y_pred)
+            return fn(*args, **kwargs)
+        return call
+
+    try:
+        for name in _NAMES:
+            fn = getattr(keras.losses, name, None)
+            if callable(fn) and not isinstance(fn, type):
+                patched.append((keras.losses, name, fn))
+                setattr(keras.losses, name, wrap(fn, False))
+        patched.append((Loss, "__call__", Loss.__call__))
+        Loss.__call__ = wrap(Loss.__call__, True)  # type: ignore[method-assign]
+        yield calls
+    finally:
+        for owner, name, original in reversed(patched):
+            setattr(owner, name, original)

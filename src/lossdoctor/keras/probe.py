@@ -20,7 +20,7 @@ import torch
 from lossdoctor.errors import LossFnError, ModelError
 from lossdoctor.keras.backend import adapter, to_numpy
 from lossdoctor.keras.layers import KerasRecorder, Pending, layer_hooks
-from lossdoctor.keras.loss import KerasLoss
+from lossdoctor.keras.loss import KerasLoss, LibraryCalls, library_calls
 from lossdoctor.keras.optimizer import optimizer_stats
 from lossdoctor.probe.run import _input_stats, _prediction_stats, _target_stats
 from lossdoctor.task import infer_task
@@ -113,6 +113,7 @@ def probe(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimizer: Any
     named = parameters(model)
     trainable = [(n, v) for n, v in named if v.trainable]
     error: str | None = None
+    calls: LibraryCalls | None = None
     loss_value: Any = None
     data: Any = None
     penalty: Any = None
@@ -130,7 +131,8 @@ def probe(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimizer: Any
         rec.phase = "loss"
         rec.enabled = False
         try:
-            data = loss.fn(targets, output)
+            with library_calls(output) as calls:
+                data = loss.fn(targets, output)
             reg = list(model.losses)
             penalty = sum(reg[1:], reg[0]) if reg else None
             loss_value = data + penalty if penalty is not None else data
@@ -182,7 +184,8 @@ def probe(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimizer: Any
                          and out_grad.size else None),
         label_smoothing=loss.label_smoothing,
         ignore_index=int(ignore) if ignore is not None else None,
-        library_value=_scalar(data) if error is None and loss.library else None)
+        library_value=_scalar(data) if error is None and loss.library else None,
+        arguments_swapped=calls is not None and calls.swapped)
 
     norms = _norm_paths(model)
     coupled = {n: c for n, v in named if (c := l2_coefficient(v))}

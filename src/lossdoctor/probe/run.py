@@ -372,6 +372,12 @@ def _dropout_off_value(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any
             m.training = True
 
 
+def _swapped(lc: LossCall, taint: LossTaint, targets: Any) -> bool:
+    """The library loss got the model output as its target and a target as its prediction."""
+    return (isinstance(lc.target, torch.Tensor) and id(lc.target) in taint.output_ids
+            and any(lc.prediction is t for t in all_tensors(targets)))
+
+
 def _origin(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any, rng: Snapshot,
             params: list[ParamStats]) -> NonfiniteOrigin | None:
     """Replay the batch with the same RNG state to name the first op that made a NaN/Inf."""
@@ -439,6 +445,8 @@ def probe(
     ignore = lc.ignore_index if lc is not None else None
     target_stats = _target_stats(target_t, ignore) if target_t is not None else None
     loss_stats = _loss_stats(lc, fw, bw, source)
+    if lc is not None and source != "model" and _swapped(lc, taint, targets):
+        loss_stats = replace(loss_stats, arguments_swapped=True)
 
     opt_stats, per_param = _optimizer_stats(optimizer, names)
     params = _param_stats(model, named, trainable, bw.grads, per_param, taint)
