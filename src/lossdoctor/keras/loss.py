@@ -181,7 +181,7 @@ def library_calls(output: Any) -> Iterator[LibraryCalls]:
                 patched.append((keras.losses, name, fn))
                 setattr(keras.losses, name, wrap(fn, False))
         patched.append((Loss, "__call__", Loss.__call__))
-        Loss.__call__ = wrap(Loss.__call__, True)  # type: ignore[method-assign]
+        Loss.__call__ = wrap(Loss.__call__, True)
         yield calls
     finally:
         for owner, name, original in reversed(patched):
