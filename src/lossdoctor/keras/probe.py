@@ -211,7 +211,7 @@ def probe(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimizer: Any
     return Trace(
         task=inferred, n_classes=n_classes, batch_size=int(out_np.shape[0]) if out_np.ndim else 1,
         layers=layers, params=tuple(params), loss=loss_stats, output=prediction,
-        targets=target_stats, inputs=_input_stats(_t(to_numpy(inputs))), optimizer=opt_stats,
+        targets=target_stats, inputs=_inputs(inputs), optimizer=opt_stats,
         nonfinite_origin=_origin(layers, params, value), notes=notes)
 
 
@@ -246,6 +246,16 @@ def with_dropout_off(trace: Trace, model: Any, inputs: Any, targets: Any,
         for layer, rate in zip(active, rates, strict=True):
             object.__setattr__(layer, "rate", rate)
     return replace(trace, loss=replace(trace.loss, dropout_off_value=off))
+
+
+def _inputs(inputs: Any) -> Any:
+    """Input statistics of a single array input (None for dicts and lists of inputs)."""
+    if isinstance(inputs, (dict, list, tuple)):
+        return None
+    try:
+        return _input_stats(_t(to_numpy(inputs)))
+    except (TypeError, ValueError):
+        return None
 
 
 def _decay(optimizer: Any, v: Any) -> float:
