@@ -18,6 +18,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     output_range,
     precision,
     prob_loss,
+    ranks,
     reduction,
     regularization,
     saturation,

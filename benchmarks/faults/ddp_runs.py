@@ -1,0 +1,236 @@
+"""Distributed training runs (gloo, CPU): the cross-rank faults, healthy DDP / FSDP2 controls.
+
+``launch(names)`` runs the named scenarios in one job of ``world`` processes (one process group,
+the scenarios one after the other) under a hard timeout and returns, per scenario, what each
+rank saw: the codes of its monitor's report with their severity and evidence, and the
+scenario's own measurements. The rule catalogue names them as ``ddp:NAME``.
+
+    python benchmarks/faults/ddp_runs.py healthy no-sampler   # prints rank 0's results
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+import lossdoctor as ld
+from lossdoctor.monitor.distributed import RankFailed
+from lossdoctor.monitor.monitor import NonFiniteLoss
+
+N, D, K, BATCH = 256, 16, 4, 16  # 8 batches per rank and epoch at world size 2
+
+
+class Net(nn.Module):
+    """A small MLP; ``unused`` adds a layer that forward never calls."""
+
+    def __init__(self, unused: bool = False) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(D, 32), nn.ReLU(), nn.Linear(32, K))
+        if unused:
+            self.head2 = nn.Linear(32, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
+
+def dataset() -> TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(N, D, generator=g)
+    y = (x[:, :K] + 0.5 * torch.randn(N, K, generator=g)).argmax(1)
+    return TensorDataset(x, y)
+
+
+def train(rank: int, world: int, *, wrap: str = "ddp", sampler: bool = True,
+          set_epoch: bool = True, epochs: int = 3, every: int = 5, unused: bool = False,
+          grad_hook: Callable[[nn.Module, int], None] | None = None,
+          before_observe: Callable[[nn.Module, int], None] | None = None,
+          batch_hook: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+          **monitor_kw: Any) -> tuple[ld.Report, dict[str, Any]]:
+    """Train ``Net`` under a monitor; returns its report and extra measurements."""
+    torch.manual_seed(0)
+    model: nn.Module = Net(unused)
+    if wrap in ("ddp", "reinit-after-wrap"):
+        model = DDP(model, find_unused_parameters=unused)
+    if wrap == "reinit-after-wrap":  # DDP broadcast rank 0's weights at construction, not these
+        torch.manual_seed(rank)
+        for layer in model.module.net:  # type: ignore[union-attr]
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+    elif wrap == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+        for layer in model.net:  # type: ignore[union-attr]
+            if isinstance(layer, nn.Linear):
+                fully_shard(layer)
+        fully_shard(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ds = dataset()
+    torch.manual_seed(1)  # the same loader seed on every rank
+    samp = DistributedSampler(ds, shuffle=True, seed=0) if sampler else None
+    loader = DataLoader(ds, batch_size=BATCH, sampler=samp, shuffle=samp is None)
+    extra: dict[str, Any] = {}
+    step = 0
+    with ld.Monitor(model, opt, every=every, on_finding="ignore", **monitor_kw) as mon:
+        for epoch in range(epochs):
+            if samp is not None and set_epoch:
+                samp.set_epoch(epoch)
+            for x, y in loader:
+                step += 1
+                if batch_hook is not None:
+                    x = batch_hook(x, step)
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                if grad_hook is not None:
+                    grad_hook(model, step)
+                opt.step()
+                if before_observe is not None:
+                    before_observe(model, step)
+                mon.observe(loss)
+        extra["steps"] = step
+        extra["bytes_per_exchange"] = mon._x.bytes_last if mon._x is not None else 0
+    return mon.report(), extra
+
+
+def _sum_grads(model: nn.Module, step: int) -> None:
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)  # SUM on top of DDP's average
+
+
+def _divide_again(model: nn.Module, step: int) -> None:
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad /= dist.get_world_size()
+
+
+def _nudge_on_rank1(model: nn.Module, step: int) -> None:
+    if step == 3 and dist.get_rank() == 1:
+        with torch.no_grad():
+            model.module.net[0].bias.add_(1e-3)  # type: ignore[union-attr, index, operator]
+
+
+def _inf_on_rank1(x: torch.Tensor, step: int) -> torch.Tensor:
+    if step == 4 and dist.get_rank() == 1:
+        x = x.clone()
+        x[0, 0] = float("inf")
+    return x
+
+
+def _raise_on_rank1(model: nn.Module, step: int) -> None:
+    if step == 3 and dist.get_rank() == 1:
+        raise ValueError("a bug in rank 1's logging")
+
+
+def _stall_on_rank1(model: nn.Module, step: int) -> None:
+    if step == 4 and dist.get_rank() == 1:
+        time.sleep(6)  # alive but late for the exchange of step 4: rank 0 must not wait forever
+
+
+def run_stopping(rank: int, world: int, **kw: Any) -> tuple[ld.Report | None, dict[str, Any]]:
+    """A run expected to stop: which exception each rank raised, at which step, how fast."""
+    t0 = time.perf_counter()
+    try:
+        report, extra = train(rank, world, **kw)
+        return report, {**extra, "raised": None}
+    except (NonFiniteLoss, RankFailed, ValueError) as e:
+        return None, {"raised": type(e).__name__, "message": str(e),
+                      "seconds": time.perf_counter() - t0}
+
+
+SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
+    "healthy": lambda r, w: train(r, w),
+    "fsdp-healthy": lambda r, w: train(r, w, wrap="fsdp"),
+    "not-wrapped": lambda r, w: train(r, w, wrap="none", epochs=1),
+    "reinit-after-wrap": lambda r, w: train(r, w, wrap="reinit-after-wrap", epochs=1),
+    "nudged-on-one-rank": lambda r, w: train(r, w, before_observe=_nudge_on_rank1, epochs=1),
+    "no-sampler": lambda r, w: train(r, w, sampler=False, epochs=1),
+    "no-set-epoch": lambda r, w: train(r, w, set_epoch=False),
+    "allreduce-sum": lambda r, w: train(r, w, grad_hook=_sum_grads, epochs=1),
+    "divide-twice": lambda r, w: train(r, w, grad_hook=_divide_again, epochs=1),
+    "unused-param": lambda r, w: train(r, w, unused=True, epochs=2),
+    "nan-on-rank1": lambda r, w: train(r, w, batch_hook=_inf_on_rank1, epochs=1),
+    "nan-stop": lambda r, w: run_stopping(r, w, batch_hook=_inf_on_rank1, epochs=1,
+                                          stop_on_nonfinite=True),
+    "raise-on-rank1": lambda r, w: run_stopping(r, w, before_observe=_raise_on_rank1, epochs=1,
+                                                stop_on_nonfinite=True, timeout=30),
+    "stall-on-rank1": lambda r, w: run_stopping(r, w, before_observe=_stall_on_rank1, epochs=1,
+                                                every=2, timeout=3),
+}
+DDP_RUNS = SCENARIOS
+
+
+def summary(report: ld.Report | None) -> dict[str, Any]:
+    if report is None:
+        return {}
+    return {f.code: {"severity": f.severity, "where": f.where, "summary": f.summary,
+                     "evidence": {k: v for k, v in f.evidence.items()
+                                  if isinstance(v, (int, float, str, list, type(None)))}}
+            for f in report.findings}
+
+
+def _worker(rank: int, world: int, port: int, names: list[str], out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    results: dict[str, Any] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        report, extra = SCENARIOS[name](rank, world)
+        results[name] = {"codes": summary(report), "extra": extra,
+                         "seconds": time.perf_counter() - t0}
+        Path(out, f"rank{rank}.json").write_text(json.dumps(results, default=str))
+    dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch(names: list[str], world: int = 2, timeout: float = 120) -> list[dict[str, Any]]:
+    """Run the scenarios in one ``world``-process job; per rank, per scenario, its results.
+
+    Raises:
+        subprocess.TimeoutExpired: the job did not finish in ``timeout`` seconds (a hang).
+        RuntimeError: a rank failed (its stderr is in the message).
+    """
+    with tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, __file__, "--out", out, "--world", str(world),
+                               *names], timeout=timeout, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"distributed job failed:\n{proc.stderr[-4000:]}")
+        return [json.loads(Path(out, f"rank{r}.json").read_text()) for r in range(world)]
+
+
+def main(argv: list[str]) -> None:
+    import torch.multiprocessing as mp
+
+    if argv[:1] == ["--out"]:
+        out, world, names = argv[1], int(argv[3]), argv[4:]
+        mp.start_processes(_worker, args=(world, free_port(), names, out), nprocs=world,
+                           start_method="spawn")
+        return
+    results = launch(argv or list(SCENARIOS))
+    print(json.dumps(results[0], indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
