@@ -154,6 +154,38 @@ def run_stopping(rank: int, world: int, **kw: Any) -> tuple[ld.Report | None, di
                       "seconds": time.perf_counter() - t0}
 
 
+def _state(model: nn.Module, opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Everything diagnose must leave bit-identical: weights, buffers, grads, optimizer, RNG."""
+    ts = [t.detach().clone() for t in model.state_dict().values()]
+    ts += [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    ts += [v.clone() for st in opt.state.values() for v in st.values()
+           if isinstance(v, torch.Tensor)]
+    return [*ts, torch.get_rng_state()]
+
+
+def diagnose_ddp(rank: int, world: int) -> tuple[ld.Report, dict[str, Any]]:
+    """``diagnose`` on a DDP model with each rank's own batch: rank 1's inputs are raw (x 50)."""
+    torch.manual_seed(0)
+    model = DDP(Net())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = dataset().tensors
+    x, y = x[rank * 64:(rank + 1) * 64], y[rank * 64:(rank + 1) * 64]
+    F.cross_entropy(model(x), y).backward()  # a momentum buffer and grads to keep
+    opt.step()
+    before = _state(model, opt)
+    report = ld.diagnose(model, x * (50.0 if rank == 1 else 1.0), y,
+                         nn.CrossEntropyLoss(reduction="sum"), opt, verify_steps=5)
+    after = _state(model, opt)
+    same = len(before) == len(after) and all(
+        a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()  # DDP still synchronises after the diagnosis
+    grads = torch.cat([p.grad.reshape(-1) for p in model.parameters()])  # type: ignore[union-attr]
+    gathered = [torch.empty_like(grads) for _ in range(world)]
+    dist.all_gather(gathered, grads)
+    return report, {"bit_identical": same, "grads_synced": torch.equal(gathered[0], gathered[1])}
+
+
 SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
     "healthy": lambda r, w: train(r, w),
     "fsdp-healthy": lambda r, w: train(r, w, wrap="fsdp"),
@@ -165,6 +197,7 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "allreduce-sum": lambda r, w: train(r, w, grad_hook=_sum_grads, epochs=1),
     "divide-twice": lambda r, w: train(r, w, grad_hook=_divide_again, epochs=1),
     "unused-param": lambda r, w: train(r, w, unused=True, epochs=2),
+    "diagnose-ddp": diagnose_ddp,
     "nan-on-rank1": lambda r, w: train(r, w, batch_hook=_inf_on_rank1, epochs=1),
     "nan-stop": lambda r, w: run_stopping(r, w, batch_hook=_inf_on_rank1, epochs=1,
                                           stop_on_nonfinite=True),

@@ -222,3 +222,23 @@ def ranks_with(rows: list[list[float]], code: str) -> list[int]:
     """The ranks whose row says they found ``code`` at this step."""
     i = len(rows[0]) - len(CODES) + CODES.index(code)
     return [r for r, row in enumerate(rows) if row[i] > 0]
+
+
+def merge_findings(findings: Sequence[Any], timeout: float = 60.0) -> list[Any]:
+    """One list of findings for all ranks, each with the ranks it holds on (every rank calls it).
+
+    A finding is keyed by (code, where); the lowest rank's copy is kept, with ``ranks``. Used by
+    ``diagnose`` on a wrapped model, where each rank diagnosed its own batch; the exchange is one
+    pickled list per rank on a private gloo group with ``timeout``.
+    """
+    from dataclasses import replace
+
+    x = Exchange(timeout)
+    everyone = x.gather_objects(list(findings), "diagnose")
+    keys: dict[tuple[str, str], list[int]] = {}
+    first: dict[tuple[str, str], Any] = {}
+    for r, fs in enumerate(everyone):
+        for f in fs:
+            keys.setdefault((f.code, f.where), []).append(r)
+            first.setdefault((f.code, f.where), f)
+    return [replace(f, evidence={**f.evidence, "ranks": keys[k]}) for k, f in first.items()]

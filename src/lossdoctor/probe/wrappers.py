@@ -48,7 +48,11 @@ def wrapper_kind(model: nn.Module) -> str:
 
     if isinstance(model, DistributedDataParallel):
         return "ddp"
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # torch < 2.6 or no distributed build
+        FSDPModule = ()  # noqa: N806
     if type(model).__name__ == "FullyShardedDataParallel" or any(
-            type(m).__name__.startswith("FSDP") for m in model.modules()):
+            isinstance(m, FSDPModule) for m in model.modules()):
         return "fsdp"
     return "none"
