@@ -15,13 +15,13 @@ import pytest
 import torch
 import torch.distributed as dist
 from ddp_runs import BATCH, N, launch
-from test_catalog import assert_in_catalogue
 from torch import nn
 
 from lossdoctor.checks import run_checks
 from lossdoctor.findings import Finding
 from lossdoctor.probe.wrappers import clean_name, unwrap
 from lossdoctor.trace import LossStats, RankStats, RunStats, Trace
+from test_catalog import assert_in_catalogue
 
 # ---------------------------------------------------------------- truth tables (fast)
 

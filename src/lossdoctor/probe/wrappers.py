@@ -48,11 +48,13 @@ def wrapper_kind(model: nn.Module) -> str:
 
     if isinstance(model, DistributedDataParallel):
         return "ddp"
+    sharded: tuple[type, ...] = ()
     try:
         from torch.distributed.fsdp import FSDPModule
+        sharded = (FSDPModule,)
     except ImportError:  # torch < 2.6 or no distributed build
-        FSDPModule = ()  # noqa: N806
+        pass
     if type(model).__name__ == "FullyShardedDataParallel" or any(
-            isinstance(m, FSDPModule) for m in model.modules()):
+            isinstance(m, sharded) for m in model.modules()):
         return "fsdp"
     return "none"
