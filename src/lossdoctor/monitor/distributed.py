@@ -182,6 +182,8 @@ class Projection:
         return cls(index.to(p.device), sign.to(p.device))
 
     def __call__(self, g: torch.Tensor) -> torch.Tensor:
+        if g.is_sparse or g.layout != torch.strided:
+            return torch.tensor(math.nan, dtype=torch.float64)
         with torch.no_grad():
             return (local(g).detach().reshape(-1)[self.index].double() * self.sign).sum()
 

@@ -190,11 +190,13 @@ class Monitor:
         if self._stack is not None:
             return
         self._stack = ExitStack()
-        if dd.active() and self._x is None:
-            self._x = dd.Exchange(self.timeout)
-            self._params = dd.trainable(self.inner)
-            self._x.check_same_model([n for n, _ in self._params])
-            self._proj = [dd.Projection.for_param(p, i) for i, (_, p) in enumerate(self._params)]
+        if dd.active():
+            if self._x is None:
+                self._x = dd.Exchange(self.timeout)
+                self._params = dd.trainable(self.inner)
+                self._x.check_same_model([n for n, _ in self._params])
+                self._proj = [dd.Projection.for_param(p, i)
+                              for i, (_, p) in enumerate(self._params)]
             self._handles.append(self.inner.register_forward_pre_hook(self._batch_hook,
                                                                       with_kwargs=True))
         if self.optimizer is not None:
@@ -576,8 +578,11 @@ class Monitor:
             f = replace(f, summary=f"step {self.step}: {f.summary}",
                         evidence={**f.evidence, "step": self.step})
         self.findings.append(f)
-        if self._x is not None and self._x.rank != 0 and self.on_finding != "raise":
-            return  # every rank holds the same findings; rank 0 speaks for them
+        if self._x is not None and self._x.rank != 0:
+            # every rank holds the same findings: rank 0 speaks for them, and all ranks raise
+            if self.on_finding == "raise" and f.severity != "info":
+                raise FindingRaised(f)
+            return
         if self.writer is not None:
             self.writer.add_text("lossdoctor/findings", f"{f.severity} {f.code}: {f.summary}",
                                  self.step)
