@@ -140,6 +140,9 @@ def test_healthy_runs_are_quiet_and_exchange_compact_rows(job: list[dict[str, An
     assert codes(job, name) == {} and codes(job, name, 1) == {}
     extra = job[0][name]["extra"]
     assert extra["steps"] == 3 * N // (2 * BATCH)
+    # names as the user wrote them, without DDP's "module." or FSDP's wrapper levels
+    assert extra["layers"] == ["net.0", "net.1", "net.2"]
+    assert extra["params"] == ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"]
     # 2 ranks x (9 header + 5 x 4 parameters + one per catalogue code) float64s
     from lossdoctor.checks.catalog import RULES
     assert extra["bytes_per_exchange"] == 2 * 8 * (9 + 5 * 4 + len(RULES))

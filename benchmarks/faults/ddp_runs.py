@@ -105,7 +105,10 @@ def train(rank: int, world: int, *, wrap: str = "ddp", sampler: bool = True,
                 mon.observe(loss)
         extra["steps"] = step
         extra["bytes_per_exchange"] = mon._x.bytes_last if mon._x is not None else 0
-    return mon.report(), extra
+        extra["params"] = [n for n, _ in mon._params]
+    report = mon.report()
+    extra["layers"] = [layer.name for layer in report.trace.layers]
+    return report, extra
 
 
 def _sum_grads(model: nn.Module, step: int) -> None:

@@ -241,7 +241,7 @@ class Monitor:
             self._rec.reset()
             if self._modules is None:
                 self._modules = ExitStack()
-                self._modules.enter_context(module_hooks(self.model, self._rec))
+                self._modules.enter_context(module_hooks(self.inner, self._rec))
                 for i, (name, p) in enumerate(dd.trainable(self.inner)):
                     h = p.register_hook(self._param_hook(p, name, i))
                     self._modules.callback(h.remove)
