@@ -119,9 +119,9 @@ def test_wrapper_names_and_no_process_group_on_import() -> None:
 
 # ---------------------------------------------------------------- real jobs (slow)
 
-SCENARIOS = ["healthy", "fsdp-healthy", "not-wrapped", "reinit-after-wrap", "nudged-on-one-rank",
+SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap", "nudged-on-one-rank",
              "no-sampler", "no-set-epoch", "allreduce-sum", "divide-twice", "unused-param",
-             "diagnose-ddp", "nan-on-rank1", "nan-stop", "raise-on-rank1", "stall-on-rank1"]
+             "diagnose-ddp", "nan-on-rank1", "raise-mode", "nan-stop", "raise-on-rank1", "stall-on-rank1"]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,23 @@ def test_healthy_runs_are_quiet_and_exchange_compact_rows(job: list[dict[str, An
     # 2 ranks x (9 header + 5 x 4 parameters + one per catalogue code) float64s
     from lossdoctor.checks.catalog import RULES
     assert extra["bytes_per_exchange"] == 2 * 8 * (9 + 5 * 4 + len(RULES))
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_with_no_sync_is_quiet(job: list[dict[str, Any]]) -> None:
+    # observe after every micro-batch: scheduled step 10 sees micro-batch 1's unsynced gradient
+    # in .grad, which DDP averages together with micro-batch 2's
+    assert job[0]["accumulate"]["extra"]["steps"] == 2 * N // (2 * BATCH)
+    assert codes(job, "accumulate") == {} and codes(job, "accumulate", 1) == {}
+
+
+@pytest.mark.slow
+def test_on_finding_raise_raises_on_every_rank_at_the_same_step(
+        job: list[dict[str, Any]]) -> None:
+    for rank in (0, 1):
+        extra = job[rank]["raise-mode"]["extra"]
+        assert extra["raised"] == "FindingRaised"
+        assert extra["message"].startswith("ranks-same-batch: step 1:"), extra["message"]
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import lossdoctor as ld
 from lossdoctor.monitor.distributed import RankFailed
-from lossdoctor.monitor.monitor import NonFiniteLoss
+from lossdoctor.monitor.monitor import FindingRaised, NonFiniteLoss
 
 N, D, K, BATCH = 256, 16, 4, 16  # 8 batches per rank and epoch at world size 2
 
@@ -62,6 +63,7 @@ def train(rank: int, world: int, *, wrap: str = "ddp", sampler: bool = True,
           grad_hook: Callable[[nn.Module, int], None] | None = None,
           before_observe: Callable[[nn.Module, int], None] | None = None,
           batch_hook: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+          accumulate: int = 1, diagnose_first: bool = False,
           **monitor_kw: Any) -> tuple[ld.Report, dict[str, Any]]:
     """Train ``Net`` under a monitor; returns its report and extra measurements."""
     torch.manual_seed(0)
@@ -86,7 +88,10 @@ def train(rank: int, world: int, *, wrap: str = "ddp", sampler: bool = True,
     loader = DataLoader(ds, batch_size=BATCH, sampler=samp, shuffle=samp is None)
     extra: dict[str, Any] = {}
     step = 0
-    with ld.Monitor(model, opt, every=every, on_finding="ignore", **monitor_kw) as mon:
+    monitor_kw.setdefault("on_finding", "ignore")
+    if diagnose_first:  # observe(inputs=, targets=) diagnoses the first batch on every rank
+        monitor_kw["loss_fn"] = F.cross_entropy
+    with ld.Monitor(model, opt, every=every, **monitor_kw) as mon:
         for epoch in range(epochs):
             if samp is not None and set_epoch:
                 samp.set_epoch(epoch)
@@ -94,15 +99,23 @@ def train(rank: int, world: int, *, wrap: str = "ddp", sampler: bool = True,
                 step += 1
                 if batch_hook is not None:
                     x = batch_hook(x, step)
-                opt.zero_grad()
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
+                last = step % accumulate == 0
+                if (step - 1) % accumulate == 0:
+                    opt.zero_grad()
+                sync = model.no_sync() if isinstance(model, DDP) and not last else nullcontext()
+                with sync:  # accumulation: only the last micro-batch's backward all-reduces
+                    loss = F.cross_entropy(model(x), y)
+                    loss.backward()
                 if grad_hook is not None:
                     grad_hook(model, step)
-                opt.step()
+                if last:
+                    opt.step()
                 if before_observe is not None:
                     before_observe(model, step)
-                mon.observe(loss)
+                if diagnose_first:
+                    mon.observe(loss, inputs=x, targets=y)
+                else:
+                    mon.observe(loss)
         extra["steps"] = step
         extra["bytes_per_exchange"] = mon._x.bytes_last if mon._x is not None else 0
         extra["params"] = [n for n, _ in mon._params]
@@ -152,7 +165,7 @@ def run_stopping(rank: int, world: int, **kw: Any) -> tuple[ld.Report | None, di
     try:
         report, extra = train(rank, world, **kw)
         return report, {**extra, "raised": None}
-    except (NonFiniteLoss, RankFailed, ValueError) as e:
+    except (NonFiniteLoss, RankFailed, FindingRaised, ValueError) as e:
         return None, {"raised": type(e).__name__, "message": str(e),
                       "seconds": time.perf_counter() - t0}
 
@@ -190,7 +203,8 @@ def diagnose_ddp(rank: int, world: int) -> tuple[ld.Report, dict[str, Any]]:
 
 
 SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
-    "healthy": lambda r, w: train(r, w),
+    "healthy": lambda r, w: train(r, w, diagnose_first=True),
+    "accumulate": lambda r, w: train(r, w, accumulate=2, epochs=2),
     "fsdp-healthy": lambda r, w: train(r, w, wrap="fsdp"),
     "not-wrapped": lambda r, w: train(r, w, wrap="none", epochs=1),
     "reinit-after-wrap": lambda r, w: train(r, w, wrap="reinit-after-wrap", epochs=1),
@@ -202,6 +216,7 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "unused-param": lambda r, w: train(r, w, unused=True, epochs=2),
     "diagnose-ddp": diagnose_ddp,
     "nan-on-rank1": lambda r, w: train(r, w, batch_hook=_inf_on_rank1, epochs=1),
+    "raise-mode": lambda r, w: run_stopping(r, w, sampler=False, epochs=1, on_finding="raise"),
     "nan-stop": lambda r, w: run_stopping(r, w, batch_hook=_inf_on_rank1, epochs=1,
                                           stop_on_nonfinite=True),
     "raise-on-rank1": lambda r, w: run_stopping(r, w, before_observe=_raise_on_rank1, epochs=1,

@@ -105,6 +105,7 @@ class Monitor:
             raise LossDoctorError("on_finding must be 'warn', 'raise', 'ignore' or a callable")
         self.model = model
         self.inner = unwrap(model)  # hooks and names see the user's module, not the wrapper
+        self._wrapper = wrapper_kind(model)  # a framework callback may name its own wrapper
         self.timeout = timeout
         # wrappers (accelerate's AcceleratedOptimizer, Lightning's) keep the real one inside
         while optimizer is not None and not hasattr(optimizer, "_optimizer_step_pre_hooks") \
@@ -277,6 +278,10 @@ class Monitor:
         def hook(grad: torch.Tensor) -> None:
             if self._x is not None and self._rec.enabled and not dd.is_sharded(grad):
                 v = self._proj[i](grad)  # the local gradient, before DDP averages it
+                if id(p) not in self._seen and p.grad is not None:
+                    # DDP averages what .grad holds after this backward: an earlier (no_sync)
+                    # micro-batch's gradient is part of it
+                    v = v + self._proj[i](p.grad)
                 prev = self._local_proj[i]
                 self._local_proj[i] = v if prev is None else prev + v
             if id(p) in self._seen:
@@ -291,16 +296,18 @@ class Monitor:
         if self._rec.enabled:
             self._before = [dd.local(p.detach()).clone() for p in self.inner.parameters()
                             if p.dim() >= 2]
-            if self._x is not None:  # the gradient the optimizer applies, after DDP's average
-                grads = [p.grad for _, p in self._params]
-                vals = [self._proj[i](g) if g is not None and not dd.is_sharded(g)
-                        else torch.tensor(math.nan, dtype=torch.float64)
-                        for i, g in enumerate(grads)]
-                self._synced = torch.stack(vals).tolist() if vals else []
-                self._no_grad = [float(g is None) for g in grads]
 
     def _post_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         self._stepped_at = self.step + 1  # observe() of this step comes after it
+        if self._x is not None and self._rec.enabled:
+            # the gradient the optimizer applied, after DDP's average; read after the step, as
+            # a closure (Lightning's) runs forward and backward inside optimizer.step()
+            grads = [p.grad for _, p in self._params]
+            vals = [self._proj[i](g) if g is not None and not dd.is_sharded(g)
+                    else torch.tensor(math.nan, dtype=torch.float64)
+                    for i, g in enumerate(grads)]
+            self._synced = torch.stack(vals).tolist() if vals else []
+            self._no_grad = [float(g is None) for g in grads]
         if self._before is not None:
             weights = [dd.local(p.detach()) for p in self.inner.parameters() if p.dim() >= 2]
             with torch.no_grad():
@@ -515,7 +522,7 @@ class Monitor:
             self._never = none_all if self._never is None else self._never & none_all
         ranks = dd.decode(rows, names, [torch.finfo(p.dtype).eps if p.is_floating_point()
                                         else 0.0 for _, p in self._params],
-                          [p.numel() for _, p in self._params], wrapper_kind(self.model),
+                          [p.numel() for _, p in self._params], self._wrapper,
                           sorted(self._never or ()), self._stepped_exchanges)
         rank_trace = replace(trace, run=replace(trace.run, ranks=ranks)) if trace.run else trace
         cross = [f for f in run_checks(rank_trace, self.thresholds, scopes=("run",))
