@@ -8,7 +8,12 @@ with hand-made exchanged rows (both sides of every line).
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,9 +124,10 @@ def test_wrapper_names_and_no_process_group_on_import() -> None:
 
 # ---------------------------------------------------------------- real jobs (slow)
 
-SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap", "nudged-on-one-rank",
-             "no-sampler", "no-set-epoch", "allreduce-sum", "divide-twice", "unused-param",
-             "diagnose-ddp", "nan-on-rank1", "raise-mode", "nan-stop", "raise-on-rank1", "stall-on-rank1"]
+SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap",
+             "nudged-on-one-rank", "no-sampler", "no-set-epoch", "allreduce-sum", "divide-twice",
+             "unused-param", "diagnose-ddp", "nan-on-rank1", "raise-mode", "nan-stop",
+             "raise-on-rank1", "stall-on-rank1"]
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +240,24 @@ def test_diagnose_on_ddp_one_report_every_rank_bit_identical(job: list[dict[str,
         assert job[rank]["diagnose-ddp"]["extra"] == {"bit_identical": True,
                                                       "grads_synced": True}
 
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_lightning_ddp_two_processes_one_report(tmp_path: Path) -> None:
+    """Lightning strategy="ddp", devices=2 on CPU, through LossDoctorCallback."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "faults" / "ddp_lightning.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, timeout=180,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0 == r1  # the same findings on both ranks
+    assert r0["healthy"]["codes"] == {}
+    assert r0["healthy"]["steps"] == 16  # 256 examples / 2 ranks / 16 per batch x 2 epochs
+    assert r0["healthy"]["layers"] == ["net.0", "net.1", "net.2"]
+    assert r0["healthy"]["wrapper"] == "ddp"
+    bug = r0["no-sampler"]
+    assert bug["steps"] == 32  # every rank reads all 256 examples
+    assert bug["codes"]["ranks-same-batch"] == {"severity": "warning", "ranks": [0, 1], "step": 1}
+    assert bug["codes"]["epochs-same-order"]["ranks"] == [0, 1]
+    assert set(bug["codes"]) == {"ranks-same-batch", "epochs-same-order"}
