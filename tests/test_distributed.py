@@ -126,7 +126,8 @@ def test_wrapper_names_and_no_process_group_on_import() -> None:
 
 SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap",
              "nudged-on-one-rank", "no-sampler", "no-set-epoch", "allreduce-sum", "divide-twice",
-             "unused-param", "diagnose-ddp", "nan-on-rank1", "raise-mode", "nan-stop",
+             "unused-param", "diagnose-ddp", "accelerate", "accelerate-unsharded-loader",
+             "nan-on-rank1", "raise-mode", "nan-stop",
              "raise-on-rank1", "stall-on-rank1"]
 
 
@@ -239,6 +240,18 @@ def test_diagnose_on_ddp_one_report_every_rank_bit_identical(job: list[dict[str,
     for rank in (0, 1):
         assert job[rank]["diagnose-ddp"]["extra"] == {"bit_identical": True,
                                                       "grads_synced": True}
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_accelerate_prepared_model(job: list[dict[str, Any]]) -> None:
+    ok, bug = job[0]["accelerate"], job[0]["accelerate-unsharded-loader"]
+    assert ok["codes"] == {} and ok["extra"]["steps"] == 2 * N // (2 * BATCH)
+    assert ok["extra"]["wrapper"] == "ddp" and ok["extra"]["layers"] == ["net.0", "net.1", "net.2"]
+    # a loader left out of accelerator.prepare() is not sharded: both ranks read the same batches
+    assert set(bug["codes"]) == {"ranks-same-batch"}
+    assert bug["codes"]["ranks-same-batch"]["evidence"]["ranks"] == [0, 1]
+    assert job[1]["accelerate-unsharded-loader"]["codes"] == bug["codes"]
 
 
 @pytest.mark.slow

@@ -202,6 +202,36 @@ def diagnose_ddp(rank: int, world: int) -> tuple[ld.Report, dict[str, Any]]:
     return report, {"bit_identical": same, "grads_synced": torch.equal(gathered[0], gathered[1])}
 
 
+def accelerate_run(rank: int, world: int, prepare_loader: bool) -> tuple[ld.Report,
+                                                                         dict[str, Any]]:
+    """Hugging Face accelerate: ``Accelerator.prepare`` wraps the model in DDP and (when the
+    loader is prepared too) shards the data; ``accelerator.backward`` runs the backward."""
+    from accelerate import Accelerator
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    acc = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader(dataset(), batch_size=BATCH, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    if prepare_loader:
+        model, opt, loader = acc.prepare(model, opt, loader)
+    else:
+        model, opt = acc.prepare(model, opt)
+    with ld.Monitor(model, opt, every=5, on_finding="ignore") as mon:
+        for _ in range(2):
+            for x, y in loader:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                acc.backward(loss)
+                opt.step()
+                mon.observe(loss)
+    report = mon.report()
+    return report, {"steps": mon.step, "wrapper": mon._wrapper,
+                    "layers": [layer.name for layer in report.trace.layers]}
+
+
 SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
     "healthy": lambda r, w: train(r, w, diagnose_first=True),
     "accumulate": lambda r, w: train(r, w, accumulate=2, epochs=2),
@@ -215,6 +245,8 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "divide-twice": lambda r, w: train(r, w, grad_hook=_divide_again, epochs=1),
     "unused-param": lambda r, w: train(r, w, unused=True, epochs=2),
     "diagnose-ddp": diagnose_ddp,
+    "accelerate": lambda r, w: accelerate_run(r, w, True),
+    "accelerate-unsharded-loader": lambda r, w: accelerate_run(r, w, False),
     "nan-on-rank1": lambda r, w: train(r, w, batch_hook=_inf_on_rank1, epochs=1),
     "raise-mode": lambda r, w: run_stopping(r, w, sampler=False, epochs=1, on_finding="raise"),
     "nan-stop": lambda r, w: run_stopping(r, w, batch_hook=_inf_on_rank1, epochs=1,
