@@ -96,6 +96,15 @@ def test_grad_factor_fires_at_n_and_one_over_n_only() -> None:
     assert "grad-world-size" not in findings(rank_stats(grad_synced=(s2, mean)))
 
 
+def test_buffers_differ_beyond_rounding_only() -> None:
+    eps = 2.0 ** -23
+    kw = dict(buffers=("bn.running_mean",), buffer_sums=((0.5,), (0.5,)))
+    assert findings(rank_stats(**kw, buffer_norms=((2.0,), (2.0 * (1 + 4 * eps),)))) == {}
+    f = findings(rank_stats(**kw, buffer_norms=((2.0,), (2.0 * 1.01,))))
+    assert f["ranks-buffers-differ"].evidence["buffers"] == ["bn.running_mean"]
+    assert f["ranks-buffers-differ"].evidence["max_relative_diff"] == pytest.approx(0.01)
+
+
 def test_same_batch_order_unused_and_nonfinite_rows() -> None:
     f = findings(rank_stats(batch=((1.0, 4.0), (1.0, 4.0))))
     assert f["ranks-same-batch"].evidence["ranks"] == [0, 1]
@@ -125,7 +134,8 @@ def test_wrapper_names_and_no_process_group_on_import() -> None:
 # ---------------------------------------------------------------- real jobs (slow)
 
 SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap",
-             "nudged-on-one-rank", "no-sampler", "no-set-epoch", "allreduce-sum", "divide-twice",
+             "nudged-on-one-rank", "no-sampler", "bn-healthy", "bn-unsynced", "no-set-epoch",
+             "allreduce-sum", "divide-twice",
              "unused-param", "diagnose-ddp", "accelerate", "accelerate-unsharded-loader",
              "nan-on-rank1", "raise-mode", "nan-stop",
              "raise-on-rank1", "stall-on-rank1"]
@@ -138,6 +148,15 @@ def job() -> list[dict[str, Any]]:
 
 def codes(job: list[dict[str, Any]], name: str, rank: int = 0) -> dict[str, Any]:
     return job[rank][name]["codes"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_batchnorm_buffers_broadcast_by_ddp_are_quiet(job: list[dict[str, Any]]) -> None:
+    assert codes(job, "bn-healthy") == {} and codes(job, "bn-healthy", 1) == {}
+    # 2 ranks x (9 + 5 x 6 parameters + 2 x 2 float buffers + one per code) float64s
+    from lossdoctor.checks.catalog import RULES
+    assert job[0]["bn-healthy"]["extra"]["bytes_per_exchange"] == \
+        2 * 8 * (9 + 5 * 6 + 2 * 2 + len(RULES))
 
 
 @pytest.mark.slow
@@ -179,6 +198,8 @@ def test_on_finding_raise_raises_on_every_rank_at_the_same_step(
     ("nudged-on-one-rank", "ranks-params-differ",
      {"wrapper": "ddp", "count": 1, "params": ["net.0.bias"], "step": 5}),
     ("no-sampler", "ranks-same-batch", {"ranks": [0, 1], "step": 1}),
+    ("bn-unsynced", "ranks-buffers-differ",
+     {"buffers": ["net.1.running_mean", "net.1.running_var"], "wrapper": "ddp", "step": 5}),
     ("no-set-epoch", "epochs-same-order", {"ranks": [0, 1], "batches_per_epoch": 8}),
     ("allreduce-sum", "grad-world-size", {"world": 2, "step": 1}),
     ("divide-twice", "grad-world-size", {"world": 2, "step": 1}),
@@ -196,7 +217,7 @@ def test_each_distributed_bug_is_found_once_with_its_ranks(
     assert codes(job, name, 1) == found  # every rank holds the same findings
     others = set(found) - {code}
     assert not others & {"ranks-params-differ", "ranks-same-batch", "epochs-same-order",
-                         "grad-world-size", "params-without-grad"}, others
+                         "grad-world-size", "params-without-grad", "ranks-buffers-differ"}, others
 
 
 @pytest.mark.slow

@@ -38,11 +38,13 @@ N, D, K, BATCH = 256, 16, 4, 16  # 8 batches per rank and epoch at world size 2
 
 
 class Net(nn.Module):
-    """A small MLP; ``unused`` adds a layer that forward never calls."""
+    """A small MLP; ``unused`` adds a layer that forward never calls, ``bn`` a BatchNorm."""
 
-    def __init__(self, unused: bool = False) -> None:
+    def __init__(self, unused: bool = False, bn: bool = False) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(D, 32), nn.ReLU(), nn.Linear(32, K))
+        if bn:
+            self.net.insert(1, nn.BatchNorm1d(32))
         if unused:
             self.head2 = nn.Linear(32, K)
 
@@ -63,13 +65,14 @@ def train(rank: int, world: int, *, wrap: str = "ddp", sampler: bool = True,
           grad_hook: Callable[[nn.Module, int], None] | None = None,
           before_observe: Callable[[nn.Module, int], None] | None = None,
           batch_hook: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
-          accumulate: int = 1, diagnose_first: bool = False,
+          accumulate: int = 1, diagnose_first: bool = False, bn: bool = False,
+          broadcast_buffers: bool = True,
           **monitor_kw: Any) -> tuple[ld.Report, dict[str, Any]]:
     """Train ``Net`` under a monitor; returns its report and extra measurements."""
     torch.manual_seed(0)
-    model: nn.Module = Net(unused)
+    model: nn.Module = Net(unused, bn)
     if wrap in ("ddp", "reinit-after-wrap"):
-        model = DDP(model, find_unused_parameters=unused)
+        model = DDP(model, find_unused_parameters=unused, broadcast_buffers=broadcast_buffers)
     if wrap == "reinit-after-wrap":  # DDP broadcast rank 0's weights at construction, not these
         torch.manual_seed(rank)
         for layer in model.module.net:  # type: ignore[union-attr]
@@ -240,6 +243,8 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "reinit-after-wrap": lambda r, w: train(r, w, wrap="reinit-after-wrap", epochs=1),
     "nudged-on-one-rank": lambda r, w: train(r, w, before_observe=_nudge_on_rank1, epochs=1),
     "no-sampler": lambda r, w: train(r, w, sampler=False, epochs=1),
+    "bn-healthy": lambda r, w: train(r, w, bn=True, epochs=1),
+    "bn-unsynced": lambda r, w: train(r, w, bn=True, broadcast_buffers=False, epochs=1),
     "no-set-epoch": lambda r, w: train(r, w, set_epoch=False),
     "allreduce-sum": lambda r, w: train(r, w, grad_hook=_sum_grads, epochs=1),
     "divide-twice": lambda r, w: train(r, w, grad_hook=_divide_again, epochs=1),

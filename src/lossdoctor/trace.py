@@ -347,6 +347,9 @@ class RankStats:
         never_grad: parameters with no gradient on every rank at every exchange so far.
         exchanges: exchanges so far in which the optimizer had stepped.
         stale: whether stale gradients were seen on the rank (the projections are then mixed).
+        buffers: floating-point buffers (BatchNorm running statistics...), in the order of
+            ``buffer_sums`` / ``buffer_norms``: float64 sum and norm of each as the step's
+            forward began (after DDP's broadcast, when it broadcasts).
     """
 
     world: int
@@ -366,6 +369,9 @@ class RankStats:
     never_grad: tuple[str, ...] = ()
     exchanges: int = 0
     stale: tuple[bool, ...] = ()
+    buffers: tuple[str, ...] = ()
+    buffer_sums: tuple[tuple[float, ...], ...] = ()
+    buffer_norms: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -667,6 +667,24 @@ RULES: tuple[Rule, ...] = (
         "ddp:not-wrapped", "ddp:healthy",
     ),
     Rule(
+        "ranks-buffers-differ", "the ranks' running statistics differ", ("warning",), "run",
+        "Monitor under torch.distributed: float64 L2 norm of every floating-point buffer "
+        "(BatchNorm running statistics) as the forward of the measured step begins, after DDP's "
+        "broadcast when it broadcasts; fires when one differs from rank 0's by more than "
+        "rank_param_ulps units of float32 rounding of that norm.",
+        "Each rank then evaluates a different model, and rank 0's checkpoint holds statistics of "
+        "1/N of the data (it matters in eval mode, where they replace the batch statistics).",
+        ("rank_param_ulps",),
+        {"buffers": "first 10 differing buffers", "count": "how many",
+         "max_relative_diff": "largest relative difference of the norm",
+         "wrapper": "ddp, fsdp or none", **RANKS, **STEP, **LINES},
+        None, "DDP's default broadcast_buffers=True, or SyncBatchNorm",
+        "DistributedDataParallel(model, broadcast_buffers=False) with BatchNorm",
+        "DistributedDataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(model))",
+        ("PyTorch docs: DistributedDataParallel broadcast_buffers; torch.nn.SyncBatchNorm",),
+        "ddp:bn-unsynced", "ddp:bn-healthy",
+    ),
+    Rule(
         "ranks-same-batch", "every rank trains on the same batch", ("warning",), "run",
         "Monitor under torch.distributed: float64 sum and L2 norm of the batch each rank's "
         "forward received at the step; fires when two ranks' are identical (different examples "

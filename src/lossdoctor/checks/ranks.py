@@ -92,6 +92,46 @@ def params_differ(trace: Trace, th: Thresholds) -> list[Finding]:
     )]
 
 
+@check("ranks-buffers-differ", scope="run")
+def buffers_differ(trace: Trace, th: Thresholds) -> list[Finding]:
+    """Floating-point buffers (running statistics) that differ between ranks as forward begins."""
+    rs = _ranks(trace)
+    if rs is None or not rs.buffers or not rs.buffer_sums:
+        return []
+    differ: dict[str, float] = {}
+    ranks: set[int] = set()
+    for i, name in enumerate(rs.buffers):
+        s0, n0 = rs.buffer_sums[0][i], rs.buffer_norms[0][i]
+        if math.isnan(s0) or math.isnan(n0):
+            continue
+        tol = th.rank_param_ulps * 2.0 ** -23 * n0  # float32 rounding (running stats are fp32)
+        for r in range(1, rs.world):
+            dn = abs(rs.buffer_norms[r][i] - n0)
+            if dn > tol or math.isnan(dn):
+                ranks.add(r)
+                differ[name] = max(differ.get(name, 0.0), dn / n0 if n0 > 0 else math.inf)
+    if not differ:
+        return []
+    names = list(differ)
+    top = max(differ.values())
+    return [Finding(
+        "ranks-buffers-differ", "warning", ", ".join(names[:3]) + (", ..." if len(names) > 3 else ""),
+        {"ranks": [0, *sorted(ranks)], "buffers": names[:10], "count": len(names),
+         "max_relative_diff": top, "wrapper": rs.wrapper, "step": rs.step,
+         "lines": {"rank_param_ulps": th.rank_param_ulps}},
+        f"step {rs.step}: {len(names)} buffer(s) ({', '.join(names[:3])}) differ between rank 0 "
+        f"and {_on(sorted(ranks))} as the forward begins (largest relative difference {g(top)}): "
+        "the running statistics are not synchronised.",
+        "DDP broadcasts rank 0's buffers before every forward unless broadcast_buffers=False; "
+        "without it each rank's BatchNorm keeps running statistics of its own shard, so each "
+        "rank evaluates a different model and rank 0's checkpoint holds statistics of 1/N of "
+        "the data. It matters in eval mode, where the running statistics replace the batch's.",
+        (Fix("synchronise the statistics",
+             "model = nn.SyncBatchNorm.convert_sync_batchnorm(model)\n"
+             "model = DistributedDataParallel(model)  # broadcast_buffers=True (the default)"),),
+    )]
+
+
 @check("ranks-same-batch", scope="run")
 def same_batch(trace: Trace, th: Thresholds) -> list[Finding]:
     """Two or more ranks fed the same batch at the same step."""

@@ -133,6 +133,18 @@ def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(clean_name(n), p) for n, p in model.named_parameters() if p.requires_grad]
 
 
+def float_buffers(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The floating-point buffers (running statistics), with wrapper-free names."""
+    return [(clean_name(n), b) for n, b in model.named_buffers() if b.is_floating_point()]
+
+
+def fingerprints(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """float64 (sum, L2 norm) of each tensor, stacked on the device (NaN rows for shards)."""
+    return torch.stack([torch.full((2,), math.nan, dtype=torch.float64) if is_sharded(t)
+                        else batch_fingerprint(t).cpu() for t in tensors]) if tensors \
+        else torch.zeros(0, 2, dtype=torch.float64)
+
+
 def param_fingerprints(params: Sequence[torch.Tensor]) -> tuple[list[float], list[float]]:
     """float64 sum and L2 norm of each replicated parameter (NaN for sharded ones), one transfer."""
     vals: list[torch.Tensor] = []
@@ -190,9 +202,13 @@ class Projection:
 
 def decode(rows: list[list[float]], names: Sequence[str], eps: Sequence[float],
            numel: Sequence[int], wrapper: str, never_grad: Sequence[str],
-           exchanges: int) -> RankStats:
+           exchanges: int, buffers: Sequence[str] = ()) -> RankStats:
     """The gathered rows as a :class:`RankStats`."""
-    n = len(names)
+    n, nb = len(names), len(buffers)
+
+    def buf(row: list[float], k: int) -> tuple[float, ...]:
+        start = HEADER + 5 * n + k * nb
+        return tuple(row[start:start + nb])
 
     def block(row: list[float], k: int) -> tuple[float, ...]:
         return tuple(row[HEADER + k * n:HEADER + (k + 1) * n])
@@ -212,6 +228,8 @@ def decode(rows: list[list[float]], names: Sequence[str], eps: Sequence[float],
                       if r[7] else () for r in rows),
         never_grad=tuple(never_grad), exchanges=exchanges,
         stale=tuple(bool(r[6]) for r in rows),
+        buffers=tuple(buffers), buffer_sums=tuple(buf(r, 0) for r in rows),
+        buffer_norms=tuple(buf(r, 1) for r in rows),
     )
 
 

@@ -143,6 +143,8 @@ class Monitor:
         # under torch.distributed (None otherwise)
         self._x: dd.Exchange | None = None
         self._params: list[tuple[str, nn.Parameter]] = []
+        self._buffers: list[tuple[str, torch.Tensor]] = []
+        self._buf_fp: torch.Tensor | None = None
         self._proj: list[dd.Projection] = []
         self._local_proj: list[torch.Tensor | None] = []
         self._synced: list[float] | None = None
@@ -195,6 +197,7 @@ class Monitor:
             if self._x is None:
                 self._x = dd.Exchange(self.timeout)
                 self._params = dd.trainable(self.inner)
+                self._buffers = dd.float_buffers(self.inner)
                 self._x.check_same_model([n for n, _ in self._params])
                 self._proj = [dd.Projection.for_param(p, i)
                               for i, (_, p) in enumerate(self._params)]
@@ -273,6 +276,9 @@ class Monitor:
         x = first_tensor((args, kwargs))
         if x is not None:
             self._fps.append(dd.batch_fingerprint(x))
+        if self._rec.enabled and self._buf_fp is None:
+            # buffers as this forward reads them: after DDP broadcast rank 0's (if it does)
+            self._buf_fp = dd.fingerprints([b for _, b in self._buffers])
 
     def _param_hook(self, p: torch.Tensor, name: str, i: int) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
@@ -461,7 +467,7 @@ class Monitor:
         raise NonFiniteLoss(f.summary)
 
     def _row_length(self) -> int:
-        return dd.HEADER + 5 * len(self._params) + len(dd.CODES)
+        return dd.HEADER + 5 * len(self._params) + 2 * len(self._buffers) + len(dd.CODES)
 
     def _row(self, found: list[Finding]) -> list[float]:
         """This rank's numbers for the exchange (one float64 row of fixed length)."""
@@ -473,6 +479,9 @@ class Monitor:
         local_vals = [next(local) if v is not None else nan for v in self._local_proj]
         stepped = self._synced is not None
         batch = self._fp_last or (nan, nan)
+        bufs = (self._buf_fp if self._buf_fp is not None
+                else torch.full((len(self._buffers), 2), nan, dtype=torch.float64))
+        self._buf_fp = None
         sev: dict[str, int] = {}
         for f in found:
             sev[f.code] = max(sev.get(f.code, -1), SEVERITY_RANK[f.severity])
@@ -483,6 +492,7 @@ class Monitor:
                *sums, *norms, *local_vals,
                *(self._synced if self._synced is not None else [nan] * len(self._params)),
                *(self._no_grad if stepped else [0.0] * len(self._params)),
+               *bufs[:, 0].tolist(), *bufs[:, 1].tolist(),
                *dd.codes_block(sev)]
         assert len(row) == self._row_length()
         return row
@@ -523,7 +533,8 @@ class Monitor:
         ranks = dd.decode(rows, names, [torch.finfo(p.dtype).eps if p.is_floating_point()
                                         else 0.0 for _, p in self._params],
                           [p.numel() for _, p in self._params], self._wrapper,
-                          sorted(self._never or ()), self._stepped_exchanges)
+                          sorted(self._never or ()), self._stepped_exchanges,
+                          [n for n, _ in self._buffers])
         rank_trace = replace(trace, run=replace(trace.run, ranks=ranks)) if trace.run else trace
         cross = [f for f in run_checks(rank_trace, self.thresholds, scopes=("run",))
                  if "ranks" in f.evidence]
