@@ -6,6 +6,7 @@ rank saw: the codes of its monitor's report with their severity and evidence, an
 scenario's own measurements. The rule catalogue names them as ``ddp:NAME``.
 
     python benchmarks/faults/ddp_runs.py healthy no-sampler   # prints rank 0's results
+    python benchmarks/faults/ddp_runs.py --world 4 healthy-short allreduce-sum divide-twice
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def _raise_on_rank1(model: nn.Module, step: int) -> None:
 
 def _stall_on_rank1(model: nn.Module, step: int) -> None:
     if step == 4 and dist.get_rank() == 1:
-        time.sleep(6)  # alive but late for the exchange of step 4: rank 0 must not wait forever
+        time.sleep(5)  # alive but late for the exchange of step 4: rank 0 must not wait forever
 
 
 def run_stopping(rank: int, world: int, **kw: Any) -> tuple[ld.Report | None, dict[str, Any]]:
@@ -237,6 +238,7 @@ def accelerate_run(rank: int, world: int, prepare_loader: bool) -> tuple[ld.Repo
 
 SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
     "healthy": lambda r, w: train(r, w, diagnose_first=True),
+    "healthy-short": lambda r, w: train(r, w, epochs=1, every=2),
     "accumulate": lambda r, w: train(r, w, accumulate=2, epochs=2),
     "fsdp-healthy": lambda r, w: train(r, w, wrap="fsdp"),
     "not-wrapped": lambda r, w: train(r, w, wrap="none", epochs=1),
@@ -259,7 +261,7 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "raise-on-rank1": lambda r, w: run_stopping(r, w, before_observe=_raise_on_rank1, epochs=1,
                                                 stop_on_nonfinite=True, timeout=30),
     "stall-on-rank1": lambda r, w: run_stopping(r, w, before_observe=_stall_on_rank1, epochs=1,
-                                                every=2, timeout=3),
+                                                every=2, timeout=2),
 }
 DDP_RUNS = SCENARIOS
 
@@ -316,7 +318,10 @@ def main(argv: list[str]) -> None:
         mp.start_processes(_worker, args=(world, free_port(), names, out), nprocs=world,
                            start_method="spawn")
         return
-    results = launch(argv or list(SCENARIOS))
+    world = 2
+    if argv[:1] == ["--world"]:
+        world, argv = int(argv[1]), argv[2:]
+    results = launch(argv or list(SCENARIOS), world=world, timeout=600)
     print(json.dumps(results[0], indent=1, default=str))
 
 
