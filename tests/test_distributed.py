@@ -135,10 +135,9 @@ def test_wrapper_names_and_no_process_group_on_import() -> None:
 
 SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap",
              "nudged-on-one-rank", "no-sampler", "bn-healthy", "bn-unsynced", "no-set-epoch",
-             "allreduce-sum", "divide-twice",
-             "unused-param", "diagnose-ddp", "accelerate", "accelerate-unsharded-loader",
-             "nan-on-rank1", "raise-mode", "nan-stop",
-             "raise-on-rank1", "stall-on-rank1"]
+             "allreduce-sum", "divide-twice", "unused-param", "diagnose-ddp",
+             "diagnose-raises-on-rank1", "accelerate", "accelerate-unsharded-loader",
+             "nan-on-rank1", "raise-mode", "nan-stop", "raise-on-rank1", "stall-on-rank1"]
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +260,16 @@ def test_diagnose_on_ddp_one_report_every_rank_bit_identical(job: list[dict[str,
     for rank in (0, 1):
         assert job[rank]["diagnose-ddp"]["extra"] == {"bit_identical": True,
                                                       "grads_synced": True}
+
+
+@pytest.mark.slow
+def test_diagnose_that_raises_on_one_rank_stops_the_others_at_once(
+        job: list[dict[str, Any]]) -> None:
+    r0, r1 = (job[r]["diagnose-raises-on-rank1"]["extra"] for r in (0, 1))
+    assert r1["raised"] == "LossFnError" and "target batch_size (16)" in r1["message"]
+    assert r0["raised"] == "RankFailed"
+    assert r0["message"].startswith("rank 1's diagnosis raised LossFnError: loss_fn raised")
+    assert r0["seconds"] < 10  # not the 60 s timeout
 
 
 @pytest.mark.slow

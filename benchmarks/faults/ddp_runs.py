@@ -236,6 +236,21 @@ def accelerate_run(rank: int, world: int, prepare_loader: bool) -> tuple[ld.Repo
                     "layers": [layer.name for layer in report.trace.layers]}
 
 
+def diagnose_raises_on_rank1(rank: int, world: int) -> tuple[None, dict[str, Any]]:
+    """Rank 1 passes targets of the wrong shape (its loss raises): rank 0 must not wait."""
+    torch.manual_seed(0)
+    model = DDP(Net())
+    x, y = dataset().tensors
+    t0 = time.perf_counter()
+    try:
+        ld.diagnose(model, x[:32], y[:32] if rank == 0 else y[:16], nn.CrossEntropyLoss(),
+                    verify_steps=0)
+    except ld.LossDoctorError as e:
+        return None, {"raised": type(e).__name__, "message": str(e)[:300],
+                      "seconds": time.perf_counter() - t0}
+    return None, {"raised": None}
+
+
 SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
     "healthy": lambda r, w: train(r, w, diagnose_first=True),
     "healthy-short": lambda r, w: train(r, w, epochs=1, every=2),
@@ -252,6 +267,7 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "divide-twice": lambda r, w: train(r, w, grad_hook=_divide_again, epochs=1),
     "unused-param": lambda r, w: train(r, w, unused=True, epochs=2),
     "diagnose-ddp": diagnose_ddp,
+    "diagnose-raises-on-rank1": diagnose_raises_on_rank1,
     "accelerate": lambda r, w: accelerate_run(r, w, True),
     "accelerate-unsharded-loader": lambda r, w: accelerate_run(r, w, False),
     "nan-on-rank1": lambda r, w: train(r, w, batch_hook=_inf_on_rank1, epochs=1),

@@ -160,8 +160,10 @@ def diagnose(
     module inside the wrapper is diagnosed on each rank without any DDP collective (nothing
     passes through DDP's forward, so its reducer and buffers are not touched), then the ranks
     exchange their findings once and every rank returns the same report, each finding with the
-    ranks it holds on (``evidence["ranks"]``); print it on rank 0. FSDP-sharded models are
-    refused (each rank holds a shard, not a model to run alone).
+    ranks it holds on (``evidence["ranks"]``); print it on rank 0. Every rank must call it (the
+    exchange is a collective); a rank whose diagnosis raises tells the others, which raise
+    ``RankFailed`` at once. FSDP-sharded models are refused (each rank holds a shard, not a
+    model to run alone).
 
     Returns:
         A :class:`Report` with the findings and the measured trace.
@@ -179,8 +181,13 @@ def diagnose(
     from lossdoctor.monitor import distributed as dd
 
     if is_wrapper(model) or dd.active():
-        report = _diagnose_checked(unwrap(model), inputs, targets, loss_fn, optimizer, task,
-                                   verify_steps, thresholds, budget)
+        try:
+            report = _diagnose_checked(unwrap(model), inputs, targets, loss_fn, optimizer, task,
+                                       verify_steps, thresholds, budget)
+        except Exception as e:
+            if dd.active():
+                dd.merge_findings(e)  # the other ranks raise RankFailed instead of waiting
+            raise
         if dd.active():
             report = replace(report, findings=dd.merge_findings(report.findings))
         return report

@@ -244,17 +244,29 @@ def ranks_with(rows: list[list[float]], code: str) -> list[int]:
     return [r for r, row in enumerate(rows) if row[i] > 0]
 
 
-def merge_findings(findings: Sequence[Any], timeout: float = 60.0) -> list[Any]:
+def merge_findings(findings: Sequence[Any] | BaseException, timeout: float = 60.0) -> list[Any]:
     """One list of findings for all ranks, each with the ranks it holds on (every rank calls it).
 
     A finding is keyed by (code, where); the lowest rank's copy is kept, with ``ranks``. Used by
     ``diagnose`` on a wrapped model, where each rank diagnosed its own batch; the exchange is one
-    pickled list per rank on a private gloo group with ``timeout``.
+    pickled list per rank on a private gloo group with ``timeout``. A rank whose diagnosis raised
+    passes its exception: the others then raise :class:`RankFailed` naming it, instead of
+    waiting for the timeout.
+
+    Raises:
+        RankFailed: another rank's diagnosis raised, or it did not join within ``timeout``.
     """
     from dataclasses import replace
 
     x = Exchange(timeout)
-    everyone = x.gather_objects(list(findings), "diagnose")
+    mine: Any = (f"{type(findings).__name__}: {findings}" if isinstance(findings, BaseException)
+                 else list(findings))
+    everyone = x.gather_objects(mine, "diagnose")
+    failed = [(r, e) for r, e in enumerate(everyone) if isinstance(e, str)]
+    if failed and not isinstance(findings, BaseException):
+        raise RankFailed("; ".join(f"rank {r}'s diagnosis raised {e}" for r, e in failed))
+    if failed:
+        return []
     keys: dict[tuple[str, str], list[int]] = {}
     first: dict[tuple[str, str], Any] = {}
     for r, fs in enumerate(everyone):
