@@ -1,5 +1,9 @@
 """``Monitor``: the one-batch checks on a schedule during real training, plus the dynamics checks.
 
+Under ``torch.distributed`` the ranks also exchange one row of plain numbers on the first and on
+every scheduled step (:mod:`lossdoctor.monitor.distributed`) for the cross-rank checks
+(:mod:`lossdoctor.checks.ranks`); single-process runs never touch that path.
+
 Layer and parameter hooks are registered only for scheduled steps (every ``every`` observed
 steps, armed right after the step before, so the first backward they see is the first one after
 an optimizer step: a gradient already there is stale, a second backward is accumulation); only
@@ -457,11 +461,15 @@ class Monitor:
             return
         mine = self._local_nonfinite() if self._bad_now else []
         everyone = self._x.gather_objects(mine, f"step {self.step}")
-        first = next(f for r in bad for f in everyone[r])
+        first = next((f for r in bad for f in everyone[r]), None)
         where = "rank " + ", ".join(map(str, bad))
+        finite = self._x.world - len(bad)
+        origin = (f"on {where} (the first to go non-finite; {finite} other rank(s) still finite)"
+                  if finite else "on every rank at the same step")
+        if first is None:  # no local finding to carry the details: the flag alone
+            raise NonFiniteLoss(f"step {self.step}: the loss became non-finite {origin}.")
         f = replace(first, where=f"{where}: {first.where}",
-                    summary=f"{first.summary[:-1]} on {where} (the first to go non-finite; "
-                            f"{self._x.world - len(bad)} other rank(s) still finite).",
+                    summary=f"{first.summary.rstrip('.')} {origin}.",
                     evidence={**first.evidence, "ranks": bad, "first_rank": bad[0]})
         self.findings.append(f)
         raise NonFiniteLoss(f.summary)
