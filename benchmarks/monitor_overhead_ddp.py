@@ -8,7 +8,8 @@ Also timed: ``stop_on_nonfinite=True``, whose flag travels in a 16-byte ``all_ga
 step. The bytes are those of one scheduled exchange: each rank sends one float64 row and receives
 all ``world`` rows. Every rank runs the same blocks (their order rotates from block to block);
 rank 0 prints its own timings, as wall time and as CPU time of its training thread (the second
-is less disturbed by other load on a shared machine; waiting in a collective costs no CPU).
+is less disturbed by other load on a shared machine; waiting in a collective costs no CPU), and
+the two distributed parts timed alone: the batch fingerprint every step, one exchange.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/monitor_overhead_ddp.py``.
 """
@@ -20,6 +21,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import torch
@@ -30,6 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import lossdoctor as ld
+from lossdoctor.monitor.distributed import batch_fingerprint
 
 WORLD = 2
 
@@ -63,6 +66,13 @@ def steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torc
         if mon is not None:
             mon.observe(loss)
     return time.perf_counter() - t, time.thread_time() - c
+
+
+def timeit(fn: Callable[[], object], n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
 
 
 def overhead(kind: str, rank: int, blocks: int, per_block: int) -> dict[str, float]:
@@ -99,6 +109,12 @@ def overhead(kind: str, rank: int, blocks: int, per_block: int) -> dict[str, flo
                     f"{label}stop": r["stop"],
                     f"{label}default": (49 * r["idle"] + r["busy"]) / 50})
     assert busy._x is not None
+    # the parts, timed alone: the per-step batch fingerprint and one exchange of a row
+    fp = min(timeit(lambda: batch_fingerprint(x), 100) for _ in range(5))
+    row = [0.0] * busy._row_length()
+    dist.barrier()
+    ex = min(timeit(lambda: busy._x.gather(row, "bench"), 20) for _ in range(3))  # type: ignore[union-attr]
+    out.update({"fingerprint_us": 1e6 * fp, "exchange_ms": 1e3 * ex})
     return {**out, "step_ms": 1e3 * statistics.median(wall["plain"]) / per_block,
             "bytes_sent": busy._x.bytes_last / WORLD, "bytes_received": busy._x.bytes_last,
             "params": len(busy._params)}
@@ -116,7 +132,9 @@ def worker(rank: int, port: int) -> None:
         if rank == 0:
             print(f"{label}: step {r['step_ms']:.1f} ms; exchange {r['bytes_sent']:.0f} B sent, "
                   f"{r['bytes_received']:.0f} B received per rank per scheduled step "
-                  f"({r['params']:.0f} parameter tensors)", flush=True)
+                  f"({r['params']:.0f} parameter tensors); parts timed alone: batch fingerprint "
+                  f"{r['fingerprint_us']:.0f} us per step, one exchange {r['exchange_ms']:.2f} ms",
+                  flush=True)
             for p, what in (("", "wall time"), ("cpu_", "CPU time of the training thread")):
                 print(f"  {what:32s} every 50: {r[p + 'default']:.3f}x (hooks idle "
                       f"{r[p + 'idle']:.3f}x)  every step: {r[p + 'busy']:.3f}x  "
