@@ -10,6 +10,7 @@ from torch import nn
 
 import lossdoctor as ld
 from lossdoctor.probe.readback import FIELDS, reduce
+from lossdoctor.probe.run import with_dropout_off
 from lossdoctor.task import infer_task
 
 
@@ -150,3 +151,23 @@ def test_task_inference_table() -> None:
     assert infer_task("custom", (8, 3), targets("float", True)) == ("multilabel", 3)
     assert infer_task("custom", (8, 3), targets("float", False)) == ("regression", 3)
     assert infer_task("custom", (8, 3), None, given="multiclass") == ("multiclass", 3)
+
+
+def test_dropout_off_loss_is_the_eval_mode_loss_and_leaves_the_modes() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4),
+                          nn.BatchNorm1d(4))
+    x, y = torch.randn(16, 8), torch.randint(0, 4, (16,))
+    with torch.no_grad():
+        bn = model[4]
+        z = model[3](torch.relu(model[0](x)))  # dropout off: the identity
+        expected = float(nn.functional.cross_entropy(
+            (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + bn.eps) * bn.weight + bn.bias,
+            y))
+    trace = ld.diagnose(model, x, y, nn.CrossEntropyLoss(), verify_steps=0).trace
+    assert trace.loss.dropout_off_value is None  # a loss near chance: not measured
+    trace = with_dropout_off(trace, model, x, y, nn.CrossEntropyLoss())
+    assert trace.loss.dropout_off_value == pytest.approx(expected, rel=1e-5)
+    assert all(m.training for m in model.modules())
+    model.eval()  # nothing active: nothing measured
+    assert with_dropout_off(trace, model, x, y, nn.CrossEntropyLoss()) is trace

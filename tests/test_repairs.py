@@ -153,3 +153,29 @@ def test_a_budget_that_nothing_fits_skips_verification_and_says_so() -> None:
     assert "probe steps stopped after" in note and "reinit not verified" in note
     with pytest.raises(ld.LossDoctorError, match="budget"):
         ld.diagnose(**EXAMPLES["deep-relu"](), budget=0)
+
+
+def test_deep_sigmoid_falls_back_to_relu_and_leaves_the_users_model() -> None:
+    """Xavier re-init cannot undo sigmoid's slope <= 1/4 over 10 layers (still grad-vanishing);
+    the fallback swaps the hidden sigmoids for ReLU with He init and is verified by training."""
+    from scenarios import deep_sigmoid
+
+    case = deep_sigmoid()
+    report = ld.diagnose(**case)
+    v = verification(report, "grad-vanishing").verification
+    assert v is not None and v.status == "verified" and v.repair == "relu-activations", v.message
+    assert "grad-vanishing" not in v.after["all_codes"]
+    assert v.after["loss_after_steps"] < v.before["loss_after_steps"] - 0.05  # 2.31 -> 2.18
+    assert sum(isinstance(m, nn.Sigmoid) for m in case["model"].modules()) == 10  # untouched
+    lines = ld.repairs.verify.script_lines(report.trace, report.findings)
+    assert "relu_activations(case.model, case.inputs)" in lines
+
+
+def test_relu_swap_keeps_the_output_activation_and_refuses_functional_ones() -> None:
+    from lossdoctor.repairs import relu_activations
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid())
+    relu_activations(model, torch.randn(16, 4))
+    assert isinstance(model[1], nn.ReLU) and isinstance(model[3], nn.Sigmoid)
+    with pytest.raises(ld.LossDoctorError, match="no hidden"):
+        relu_activations(nn.Sequential(nn.Linear(4, 1)), torch.randn(16, 4))

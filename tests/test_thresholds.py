@@ -12,6 +12,7 @@ from lossdoctor.trace import (
     LayerStats,
     LossStats,
     OutputStats,
+    StepStats,
     TargetStats,
     TensorStats,
     Trace,
@@ -100,6 +101,18 @@ def test_init_loss_lines_follow_logit_scale() -> None:
     assert sev["init-loss-high"] == "error"
 
 
+@pytest.mark.parametrize(("off", "severity"), [(None, "error"), (2.4, "info"), (50.0, "error")])
+def test_init_loss_judges_the_network_with_dropout_off(off: float | None, severity: str) -> None:
+    """A high training-mode loss whose dropout-off value is under the line is dropout's variance
+    (1/(1-p) per layer): info, no reinit offered; a net still high with dropout off is not."""
+    t = trace(loss=expected_ce(10, 30.0) * 1.01)
+    t = replace(t, loss=replace(t.loss, dropout_off_value=off))
+    found = [f for f in run_checks(t) if f.code == "init-loss-high"]
+    assert [f.severity for f in found] == [severity]
+    assert ("dropout_off_loss" in found[0].evidence) is (severity == "info")
+    assert (found[0].fixes == ()) is (severity == "info")
+
+
 def test_expected_losses_match_their_closed_forms() -> None:
     assert expected_ce(10, 0.0) == pytest.approx(math.log(10))
     # small logits: E[CE] = ln K + s^2 (K - 1) / (2K) + O(s^4)
@@ -120,3 +133,21 @@ def test_sum_reduction_needs_a_batch() -> None:
     summed = replace(t, loss=replace(t.loss, reduction="sum", value=2.3 * 64))
     assert "sum-reduction" in codes(summed)
     assert "sum-reduction" not in codes(replace(summed, batch_size=1))
+
+
+@pytest.mark.parametrize(("losses", "code"), [
+    # a He net at depth 20 under SGD 0.01 + momentum 0.9: falls, spikes 25x, ends near its start
+    ((2.30, 2.0, 1.3, 0.61, 14.9, 4.38, 2.99), "lr-too-high"),
+    ((2.30, 2.1, 1.9, 1.7, 1.8, 1.5, 1.4), None),  # a wobble on the way down: healthy
+    ((2.30, 2.0, 1.0, 0.5, 1.1, 0.8, 0.6), None),  # 2.2x the low but under 1.5x the first
+    ((2.30, 2.25, 3.6, 2.2, 2.1, 2.1, 2.0), None),  # 1.57x the first, 1.6x the low before it
+    # story 1 re-initialised at lr 0.5: overshoots once and recovers (trains well over 100 steps)
+    ((2.30, 6.68, 3.43, 2.59, 2.48, 2.40, 2.36, 2.33, 2.305, 2.297), None),
+])
+def test_a_loss_spike_in_the_probe_steps_is_a_learning_rate_too_high(
+        losses: tuple[float, ...], code: str | None) -> None:
+    t = replace(trace(), steps=StepStats(losses, (5e-5,) * (len(losses) - 1), "SGD", 0.01, True))
+    found = [f for f in run_checks(t) if f.code in ("lr-too-high", "lr-too-low")]
+    assert [f.code for f in found] == ([code] if code else [])
+    if code:
+        assert found[0].evidence["loss_peak"] == max(losses) and found[0].severity == "warning"

@@ -17,11 +17,12 @@ from lossdoctor.budget import Budget
 from lossdoctor.case import Case, copy_case
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.catalog import EXPLAINS_LOSS_ERROR
+from lossdoctor.checks.init_loss import init_loss_high
 from lossdoctor.errors import LossDoctorError, LossFnError, ModelError
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.hooks import all_tensors
-from lossdoctor.probe.run import call_model
+from lossdoctor.probe.run import call_model, with_dropout_off
 from lossdoctor.probe.steps import float32_replay, step_stats
 from lossdoctor.probe.wrappers import is_wrapper, unwrap, wrapper_kind
 from lossdoctor.repairs.verify import verify
@@ -254,6 +255,8 @@ def _diagnose(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
               notes: list[str], thresholds: Thresholds | None, budget: Budget) -> Report:
     trace = probe(model, inputs, targets, loss_fn, optimizer, task)
     budget.step_seconds = time.perf_counter() - budget.start  # until the steps measure one
+    if any(f.severity != "info" for f in init_loss_high(trace, thresholds or Thresholds())):
+        trace = with_dropout_off(trace, model, inputs, targets, loss_fn)  # dropout's or the init's?
     if notes:
         trace = replace(trace, notes=(*notes, *trace.notes))
     trace = with_prediction(trace, model, inputs)

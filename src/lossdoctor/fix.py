@@ -1,8 +1,9 @@
 """``fix``: apply every verified fix together on a copy, re-diagnose until clean, train both.
 
 Round by round, the copy is diagnosed, every mechanical fix that verified is applied to it (once
-each, the root causes' first), and the result is diagnosed again, until no warning or error is
-left, no new fix verifies, or ``rounds`` is reached. A learning-rate change verified next to a
+each, the root causes' first; an info finding's verified fix too, e.g. a learning rate far too
+low), and the result is diagnosed again, until no warning or error and no verified fix is left,
+no new fix verifies, or ``rounds`` is reached. A learning-rate change verified next to a
 re-initialisation waits for the next round: it was judged on the broken init. Then the original
 (a copy) and the repaired copy train ``steps`` optimizer steps with the same RNG state, on the
 batch or on ``data``, and are evaluated on the batch. The user's objects are only read.
@@ -24,7 +25,7 @@ from lossdoctor.errors import LossDoctorError
 from lossdoctor.fmt import g
 from lossdoctor.probe.run import call_model
 from lossdoctor.probe.steps import DEFAULT_LR, DEFAULT_MOMENTUM, needs_closure
-from lossdoctor.repairs.registry import repair_for
+from lossdoctor.repairs.registry import repair_named
 from lossdoctor.report import Report
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task, Trace
@@ -58,12 +59,15 @@ class Trained:
     Attributes:
         losses: the training loss before each step and after the last.
         loss: the loss on the batch after training (eval mode).
-        accuracy: the share of the batch predicted right, for classification (else None).
+        accuracy: the share of the batch predicted right, for classification (per label for
+            multilabel; else None).
+        r2: for regression, 1 - SSE/SST of the outputs on the batch (else None).
     """
 
     losses: list[float]
     loss: float
     accuracy: float | None
+    r2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class FixResult:
         lines.append(f"trained {self.steps} steps (same RNG state), evaluated on the batch:")
         for name, t in (("original", self.original), ("repaired", self.repaired)):
             acc = "" if t.accuracy is None else f", accuracy {100 * t.accuracy:.1f}%"
+            acc += "" if t.r2 is None else f", R^2 {t.r2:.3f}"
             first = t.losses[0] if t.losses else math.nan
             lines.append(f"  {name:9s} training loss {g(first)} -> {g(t.losses[-1])}; "
                          f"loss on the batch {g(t.loss)}{acc}")
@@ -131,8 +136,8 @@ def _round(case: Case, report: Report, n: int) -> tuple[Case, list[Applied]]:
     todo, seen = [], set()
     for i in order:
         f = report.findings[i]
-        repair = repair_for(f)
         v = f.verification
+        repair = repair_named(v.repair) if v is not None else None
         if repair is None or v is None or v.status != "verified" or repair.name in seen:
             continue
         seen.add(repair.name)
@@ -146,6 +151,12 @@ def _round(case: Case, report: Report, n: int) -> tuple[Case, list[Applied]]:
         applied.append(Applied(n, repair.name, f.code, f.verification.message,
                                repair.script(report.trace, f)))
     return case, applied
+
+
+def _verified(report: Report) -> bool:
+    """Whether any finding (an info one included) carries a verified fix."""
+    return any(f.verification is not None and f.verification.status == "verified"
+               for f in report.findings)
 
 
 def _batches(inputs: Any, targets: Any, data: Iterable[Any] | None) -> Iterator[tuple[Any, Any]]:
@@ -163,9 +174,16 @@ def _batches(inputs: Any, targets: Any, data: Iterable[Any] | None) -> Iterator[
 
 
 def _accuracy(output: torch.Tensor, targets: Any, trace: Trace) -> float | None:
-    if not isinstance(targets, torch.Tensor) or trace.task not in ("multiclass", "binary"):
+    """Share predicted right: per example (multiclass, binary) or per label (multilabel)."""
+    if not isinstance(targets, torch.Tensor) or \
+            trace.task not in ("multiclass", "binary", "multilabel"):
         return None
     out = output.detach().float()
+    if trace.task == "multilabel":
+        prob = trace.output is not None and trace.output.producer == "sigmoid"
+        if out.shape != targets.shape:
+            return None
+        return float(((out > (0.5 if prob else 0.0)) == (targets > 0.5)).float().mean())
     if trace.task == "multiclass" and out.dim() >= 2 and out.shape[-1] > 1:
         pred = out.argmax(-1)
         y = targets.argmax(-1) if targets.is_floating_point() and targets.dim() == out.dim() \
@@ -212,7 +230,19 @@ def train(case: Case, steps: int, trace: Trace, data: Iterable[Any] | None = Non
             out = call_model(model, case.inputs)
             loss = float(case.loss_fn(out, case.targets))
     acc = _accuracy(out, case.targets, trace) if isinstance(out, torch.Tensor) else None
-    return Trained(losses + [loss], loss, acc if math.isfinite(loss) or acc is not None else None)
+    return Trained(losses + [loss], loss, acc if math.isfinite(loss) or acc is not None else None,
+                   _r2(out, case.targets, trace))
+
+
+def _r2(output: Any, targets: Any, trace: Trace) -> float | None:
+    """Regression's coefficient of determination on the batch: 1 - SSE / SST."""
+    if trace.task != "regression" or not isinstance(output, torch.Tensor) or \
+            not isinstance(targets, torch.Tensor) or output.shape != targets.shape:
+        return None
+    y = targets.detach().double()
+    sst = float(((y - y.mean(0)) ** 2).sum())
+    sse = float(((output.detach().double() - y) ** 2).sum())
+    return 1.0 - sse / sst if sst > 0 else None
 
 
 def fix(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
@@ -247,7 +277,7 @@ def fix(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any,
                               case.optimizer, task=task, verify_steps=verify_steps,
                               thresholds=thresholds)
             reports.append(report)
-            if not report.has("warning"):
+            if not report.has("warning") and not _verified(report):
                 break
             case, done = _round(case, report, n)
             if not done:

@@ -140,6 +140,8 @@ class LossStats:
         elementwise_mean: mean of the library loss's per-element values when it was called
             with ``reduction='none'`` and reduced by hand (an ELBO summed per example).
         library_value: the value the library loss call returned when it reduced to a scalar.
+        dropout_off_value: the loss on the same batch with the model's training-mode dropout
+            switched off (None when it has none).
     """
 
     value: float
@@ -158,6 +160,7 @@ class LossStats:
     ignore_index: int | None = None
     elementwise_mean: float | None = None
     library_value: float | None = None
+    dropout_off_value: float | None = None
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,17 @@ def _baseline(trace: Trace, th: Thresholds) -> tuple[float, float, float, str, f
     return None
 
 
+def _dropout_off(trace: Trace, value: float) -> float | None:
+    """The loss with dropout off, normalised like ``value`` (penalty out, per element)."""
+    loss = trace.loss
+    if loss.dropout_off_value is None:
+        return None
+    raw = loss.data_value if loss.data_value is not None else loss.value
+    if not math.isfinite(raw) or raw <= 0:
+        return None
+    return (loss.dropout_off_value - (loss.penalty_value or 0.0)) * value / raw
+
+
 def _prior_entropy(trace: Trace) -> float | None:
     counts = trace.targets.class_counts if trace.targets else {}
     total = sum(counts.values())
@@ -162,6 +173,21 @@ def init_loss_high(trace: Trace, th: Thresholds) -> list[Finding]:
     if lin:
         fixes.append(small_head_fix(lin[-1].name))
     severity = "error" if value > err else "warning"
+    off = _dropout_off(trace, value)
+    if off is not None and off <= warn:
+        # inverted dropout scales kept units by 1/(1-p): the second moment grows 1/(1-p) per
+        # dropout layer in training mode, so the logits are larger than the network's own
+        evidence["dropout_off_loss"] = off
+        parts.append(f"with dropout off the loss is {g(off)} (under the line {g(warn)}): the "
+                     "excess is dropout's training-mode variance, 1/(1-p) per dropout layer, "
+                     "not the init")
+        return [Finding(code="init-loss-high", severity="info", where="loss", evidence=evidence,
+                        summary="; ".join(parts) + ".", explanation=(
+                            "Inverted dropout keeps the mean of each unit and multiplies its "
+                            "second moment by 1/(1-p), so in training mode the logits of a net "
+                            "with several dropout layers are larger than in evaluation; the "
+                            "network itself starts near the chance level. Worth knowing when "
+                            "reading the first losses; not an initialisation to change."))]
     steps = learns(trace, th) if trace.task == "regression" else None
     if severity == "warning" and steps is not None:
         # offset targets the output bias is already catching up with: worth knowing, not hurting

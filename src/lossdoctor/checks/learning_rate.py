@@ -3,9 +3,12 @@
 The update-to-weight ratio ||w_1 - w_0|| / ||w_0|| of a healthy step is about 1e-3 (Karpathy,
 CS231n "Babysitting the learning process"); TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022) flags
 log10 of it outside [-4, -1]. Too high also shows directly: the loss ends the probe steps 50%
-above where it started, or non-finite. Too low needs both a ratio below 1e-4 and a loss that moved
-less than 1% over the steps, so a slowly but surely learning model is left alone; it is info
-only, because a few steps cannot tell a slow start (momentum still building up) from a stall.
+above where it started, or non-finite, or spikes on the way (above 1.5x the first loss and 2x
+the lowest before it: the monitor's divergence line) and ends above where it started. Too
+low needs a ratio below 1e-4, a loss that moved less than 1% over the steps (a slowly but
+surely learning model is left alone) and no overshoot on the way (small steps after a blow-up
+are not a low rate); it is info only, because a few steps cannot tell a slow start (momentum
+still building up) from a stall.
 An optimizer that re-evaluates the loss in its step (LBFGS's line search) chooses its own step
 length: a large update is only too high when the loss rises. A float16/bfloat16 model that went
 non-finite is judged on its float32 replay, so a precision problem is not blamed on the rate.
@@ -29,6 +32,22 @@ def _fix(factor: float) -> Fix:
                f"for group in optimizer.param_groups:\n    group[\"lr\"] *= {g(factor)}")
 
 
+def _spike(losses: tuple[float, ...], th: Thresholds) -> tuple[float, int] | None:
+    """(peak, step) when a finite loss rose above ``loss_rise`` x the first loss and above
+    ``diverge`` x the lowest loss before it, and the steps end above where they started: a
+    blow-up that undid the progress (a step beyond 2 / curvature). A transient overshoot the
+    steps recover from (story 1 re-initialised at lr 0.5: 2.30 -> 6.68 -> 2.297, and it trains
+    better over 100 steps than at a tenth of the rate) is not judged."""
+    finite = [(v, i) for i, v in enumerate(losses) if math.isfinite(v)]
+    if len(finite) < 3 or losses[0] <= 0 or not losses[-1] > losses[0]:
+        return None
+    peak, at = max(finite)
+    low = min((v for v, i in finite if i < at), default=math.inf)
+    if at > 0 and peak > th.loss_rise * losses[0] and low > 0 and peak > th.diverge * low:
+        return peak, at
+    return None
+
+
 @check("lr-too-high", "lr-too-low")
 def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     """Learning rate far from a healthy update size, or a loss that rises under it."""
@@ -50,6 +69,10 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     diverged = not math.isfinite(last)
     # measured against |first| so that a falling negative loss (Gaussian NLL) reads as falling
     rising = diverged or last - first > (th.loss_rise - 1) * abs(first)
+    spike = _spike(st.losses, th)
+    if spike is not None and not rising:
+        rising = True
+        evidence["loss_peak"], evidence["peak_step"] = spike
     learns = progress(st.losses, th) is not None
     if st.closure and ratio is not None and not rising:
         ratio = None
@@ -58,6 +81,8 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
     if rising or (ratio is not None and ratio > th.update_ratio_high):
         why = (f"the loss went {g(first)} -> {g(last)} in {len(st.losses) - 1} steps"
                if rising else "")
+        if spike is not None:
+            why += f", through {g(spike[0])} at step {spike[1]}"
         if ratio is not None and ratio > th.update_ratio_high:
             why += ("; " if why else "") + (f"one step changes the weights by {g(100 * ratio)}% "
                                             f"(line {g(100 * th.update_ratio_high)}%)")
@@ -76,7 +101,9 @@ def learning_rate(trace: Trace, th: Thresholds) -> list[Finding]:
             ),
             fixes=(_fix(0.1),),
         )]
-    if (ratio is not None and ratio < th.update_ratio_low
+    overshot = max((v for v in st.losses if math.isfinite(v)), default=first) \
+        > th.loss_rise * abs(first)  # small steps after an overshoot are not a low rate
+    if (ratio is not None and ratio < th.update_ratio_low and not overshot
             and (first - last) < th.loss_still * abs(first)):
         return [Finding(
             code="lr-too-low", severity="info", where="optimizer", evidence=evidence,

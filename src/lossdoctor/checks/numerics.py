@@ -35,10 +35,14 @@ def nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
     bad_grads = [p for p in trace.params if p.grad_nonfinite]
     loss_bad = trace.loss.error is None and not math.isfinite(trace.loss.value)
     origin = trace.nonfinite_origin
-    if not (bad_layers or bad_grads or loss_bad or origin):
+    bad_output = trace.output is not None and trace.output.stats.nonfinite > 0
+    if not (bad_layers or bad_grads or loss_bad or origin or bad_output):
         return []
-    where = origin.where if origin else (bad_layers[0].name if bad_layers else "loss")
-    op = origin.op if origin else "unknown"
+    # without a replay (masked values are not chased), the first layer or the output names it
+    where = origin.where if origin else (bad_layers[0].name if bad_layers else
+                                         "output" if bad_output else "loss")
+    op = origin.op if origin else (bad_layers[0].op if bad_layers else
+                                   (trace.output.producer if trace.output else None) or "unknown")
     masked = _masked(trace) and not bad_grads and not loss_bad
     evidence = {
         "loss": trace.loss.value,
@@ -54,7 +58,8 @@ def nonfinite(trace: Trace, th: Thresholds) -> list[Finding]:
     if masked:
         return [Finding(
             code="nonfinite", severity="info", where=where, evidence=evidence,
-            summary=(f"NaN/Inf produced by {op} at {where}{detail} never reach the loss "
+            summary=(f"NaN/Inf {'in' if op == 'unknown' else f'produced by {op} at'} "
+                     f"{where}{detail} never reach the loss "
                      f"({g(trace.loss.value)}) or any gradient: they are masked away (e.g. "
                      "torch.where, masked_fill(-inf) before softmax)."),
             explanation=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -334,6 +334,44 @@ def _param_stats(model: nn.Module, named: list[tuple[str, nn.Parameter]],
     return params
 
 
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+            nn.FeatureAlphaDropout)
+
+
+def with_dropout_off(trace: Trace, model: nn.Module, inputs: Any, targets: Any,
+                     loss_fn: Any) -> Trace:
+    """``trace`` with ``loss.dropout_off_value`` measured (one extra forward, no gradients).
+
+    Inverted dropout keeps each unit with probability 1 - p and scales it by 1 / (1 - p): the
+    mean is kept, the second moment grows by 1 / (1 - p) per dropout layer, so a training-mode
+    forward through several dropout layers has larger logits than the network itself. Measured
+    on demand (when the first loss looks high), so a model with dropout pays nothing otherwise.
+    The caller restores state (BatchNorm statistics move in the extra forward)."""
+    if trace.loss.error is not None or not math.isfinite(trace.loss.value):
+        return trace
+    off = _dropout_off_value(model, inputs, targets, loss_fn)
+    return trace if off is None else replace(trace, loss=replace(trace.loss, dropout_off_value=off))
+
+
+def _dropout_off_value(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any) -> float | None:
+    """The loss with every training-mode dropout module switched off; None without any."""
+    active = [m for m in model.modules() if isinstance(m, _DROPOUT) and m.training and m.p > 0]
+    if not active:
+        return None
+    try:
+        for m in active:
+            m.training = False
+        with torch.no_grad():
+            value = loss_fn(call_model(model, inputs), targets)
+        return float(value.detach().double().reshape(())) \
+            if isinstance(value, torch.Tensor) and value.numel() == 1 else None
+    except Exception:  # noqa: BLE001 - the training-mode pass already reported what raised
+        return None
+    finally:
+        for m in active:
+            m.training = True
+
+
 def _origin(model: nn.Module, inputs: Any, targets: Any, loss_fn: Any, rng: Snapshot,
             params: list[ParamStats]) -> NonfiniteOrigin | None:
     """Replay the batch with the same RNG state to name the first op that made a NaN/Inf."""
@@ -416,7 +454,12 @@ def probe(
         or any(p.grad_nonfinite for p in params)
         or (prediction is not None and prediction.stats.nonfinite > 0)
     )
-    origin = _origin(model, inputs, targets, loss_fn, rng, params) if saw_nonfinite else None
+    # masked NaN/Inf (loss and every gradient finite) are named by the layers that held them:
+    # the replay that finds the first op is only paid when the loss or a gradient is poisoned
+    masked = (math.isfinite(bw.value) and not any(p.grad_nonfinite for p in params)
+              and not any(layer.grad_nonfinite for layer in layers) and fw.error is None)
+    origin = (_origin(model, inputs, targets, loss_fn, rng, params)
+              if saw_nonfinite and not masked else None)
     return Trace(
         task=inferred, n_classes=n_classes, batch_size=batch, layers=layers,
         params=tuple(params), loss=loss_stats, output=prediction, targets=target_stats,

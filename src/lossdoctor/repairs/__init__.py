@@ -3,7 +3,7 @@
 from lossdoctor.case import Case, copy_case
 from lossdoctor.repairs.data import standardize_inputs
 from lossdoctor.repairs.head import drop_final_activation, logits_loss
-from lossdoctor.repairs.init import reinit
+from lossdoctor.repairs.init import reinit, relu_activations
 from lossdoctor.repairs.optim import (
     adamw,
     lower_weight_decay,
@@ -14,5 +14,5 @@ from lossdoctor.repairs.optim import (
 
 __all__ = [
     "Case", "adamw", "copy_case", "drop_final_activation", "logits_loss", "lower_weight_decay",
-    "mean_reduction", "no_decay_groups", "reinit", "scale_lr", "standardize_inputs",
+    "mean_reduction", "no_decay_groups", "reinit", "relu_activations", "scale_lr", "standardize_inputs",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossdoctor.errors import LossDoctorError
 from lossdoctor.probe.run import call_model
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -96,3 +97,27 @@ def reinit(model: nn.Module, inputs: Any, family: str = "relu", passes: int = 2)
             order = _rescale_pass(model, inputs, last)
             last = order[-1] if order else None
     return model
+
+
+def relu_activations(model: nn.Module, inputs: Any) -> nn.Module:
+    """Replace the hidden ``nn.Sigmoid``/``nn.Tanh`` modules by ``nn.ReLU``, then :func:`reinit`.
+
+    Sigmoid's slope is at most 1/4 and tanh's falls off away from 0, so a deep stack of them
+    shrinks the gradient layer after layer whatever the init (Glorot & Bengio 2010); ReLU with He
+    init keeps it (He et al. 2015). AUTOTRAINER (ICSE'21) repairs vanishing gradients the same way.
+    The model's last module keeps its activation (an output squashing is the head's business).
+
+    Raises:
+        LossDoctorError: no hidden sigmoid/tanh module to replace (functional activations).
+    """
+    leaves = [m for m in model.modules() if not list(m.children())]
+    last = leaves[-1] if leaves else None
+    replaced = 0
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, (nn.Sigmoid, nn.Tanh)) and child is not last:
+                setattr(parent, name, nn.ReLU())
+                replaced += 1
+    if not replaced:
+        raise LossDoctorError("no hidden nn.Sigmoid/nn.Tanh module to replace")
+    return reinit(model, inputs, "relu")

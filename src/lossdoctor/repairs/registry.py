@@ -27,6 +27,7 @@ class Repair:
         title: one line, given the trace.
         apply: builds the repaired case from a copied case.
         script: the Python lines that apply it to ``case`` in a fix script.
+        fallback: the repair tried when this one does not verify, if the trace allows it.
     """
 
     name: str
@@ -34,6 +35,7 @@ class Repair:
     title: Callable[[Trace], str]
     apply: Callable[[Case, Trace, Finding], Case]
     script: Callable[[Trace, Finding], str]
+    fallback: str | None = None
 
     @property
     def codes(self) -> frozenset[str]:
@@ -67,6 +69,14 @@ REPAIRS: tuple[Repair, ...] = (
                   "scale on the batch, small output layer",
         _reinit,
         lambda t, f: f"reinit(case.model, case.inputs, family={activation_family(t)!r})",
+        fallback="relu-activations",
+    ),
+    Repair(
+        "relu-activations", "init",
+        lambda t: "hidden sigmoid/tanh modules replaced by ReLU, He init + zero biases, layers "
+                  "rescaled to unit scale on the batch, small output layer",
+        lambda c, t, f: c.with_(model=init.relu_activations(c.model, c.inputs)),
+        lambda t, f: "relu_activations(case.model, case.inputs)",
     ),
     Repair(
         "logits-loss", "head",
@@ -131,9 +141,26 @@ REPAIRS: tuple[Repair, ...] = (
 )
 
 
+REINITS = ("reinit", "relu-activations")  # repairs after which the learning rate is judged again
+
+
+def repair_named(name: str) -> Repair | None:
+    """The repair of that name."""
+    return next((r for r in REPAIRS if r.name == name), None)
+
+
+def fallback_for(repair: Repair, trace: Trace) -> Repair | None:
+    """The repair to try when ``repair`` did not verify: ReLU for a saturating activation."""
+    if repair.fallback is None or activation_family(trace) not in ("sigmoid", "tanh"):
+        return None
+    return repair_named(repair.fallback)
+
+
 def repair_for(finding: Finding) -> Repair | None:
     """The repair that answers a finding, if any can be applied mechanically."""
     if finding.code in ("regularization-dominates", "weight-decay-on-bias") \
             and finding.where != "optimizer":
         return None  # a penalty written inside loss_fn cannot be edited from outside
+    if finding.code == "init-loss-high" and "dropout_off_loss" in finding.evidence:
+        return None  # dropout's training-mode variance, not the init: nothing to re-initialise
     return next((r for r in REPAIRS if finding.code in r.codes), None)

@@ -22,6 +22,7 @@ from typing import Any
 
 from lossdoctor.budget import Budget
 from lossdoctor.case import Case, copy_case
+from lossdoctor.causes.cause import find_causes
 from lossdoctor.checks import run_checks
 from lossdoctor.checks.depth import extreme, grad_points, signal_points
 from lossdoctor.errors import LossDoctorError
@@ -30,7 +31,13 @@ from lossdoctor.fmt import g
 from lossdoctor.probe import probe
 from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.steps import needs_closure, train_steps
-from lossdoctor.repairs.registry import Repair, repair_for
+from lossdoctor.repairs.registry import (
+    REINITS,
+    Repair,
+    fallback_for,
+    repair_for,
+    repair_named,
+)
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
 
@@ -158,9 +165,10 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
     """
     budget = budget or Budget(None)
     todo: dict[str, tuple[Repair, list[int]]] = {}
+    judged_by_cause = _symptoms_of_repairable_causes(findings, trace)
     for i, f in enumerate(findings):
         repair = repair_for(f)
-        if repair is not None and f.severity in LOUD + ("info",):
+        if repair is not None and f.severity in LOUD + ("info",) and i not in judged_by_cause:
             todo.setdefault(repair.name, (repair, []))[1].append(i)
     if not todo:
         return findings
@@ -197,8 +205,32 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
             continue
         result = _verify_one(case, trace, findings, repair, idx, codes, before, before_errors,
                              steps, task, thresholds)
+        alt = fallback_for(repair, trace)
+        if result.status != "verified" and alt is not None and budget.allows(cost):
+            other = _verify_one(case, trace, findings, alt, idx, codes, before, before_errors,
+                                steps, task, thresholds)
+            if other.status == "verified":
+                result = other
         for i in idx:
             out[i] = replace(out[i], verification=result)
+    return out
+
+
+def _symptoms_of_repairable_causes(findings: list[Finding], trace: Trace) -> set[int]:
+    """Findings another finding explains (the causes graph) whose root has a repair of its own.
+
+    Their own repair is not trained: the root's fix answers them, and its verification lists
+    each of them as gone or left. ``fix`` judges a symptom again after the root's fix, if it is
+    still there. One verification per cause instead of one per symptom."""
+    out: set[int] = set()
+    for cause in find_causes(findings, trace):
+        root = repair_for(cause.root)
+        if root is None:
+            continue
+        for s in cause.symptoms:
+            own = repair_for(s.finding)
+            if own is not None and own.name != root.name:
+                out.add(s.index)
     return out
 
 
@@ -237,10 +269,10 @@ def script_lines(trace: Trace, findings: list[Finding]) -> list[str]:
     lines: list[str] = []
     seen: set[str] = set()
     reinit = any(f.verification is not None and f.verification.status == "verified"
-                 and f.verification.repair == "reinit" for f in findings)
+                 and f.verification.repair in REINITS for f in findings)
     for f in findings:
         v = f.verification
-        repair = repair_for(f)
+        repair = repair_named(v.repair) if v is not None else None
         if v is None or v.status != "verified" or repair is None or repair.name in seen:
             continue
         seen.add(repair.name)
