@@ -103,6 +103,11 @@ def _clear_without_steps(codes: set[str], after: list[Finding], before_errors: s
     return bool(left or new)
 
 
+def _lowest(m: dict[str, Any]) -> float:
+    finite = [v for v in m.get("losses", ()) if math.isfinite(v)]
+    return min(finite) if finite else math.inf
+
+
 def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
            after: dict[str, Any], before_errors: set[str], after_errors: set[str]) -> str | None:
     """None when verified, else why not."""
@@ -117,6 +122,10 @@ def _judge(repair: Repair, codes: set[str], before: dict[str, Any],
     if not math.isfinite(after["loss_after_steps"]):
         return "the loss became non-finite during the steps"
     base, final = before["loss_after_steps"], after["loss_after_steps"]
+    if repair.kind == "init" and after["steps_run"] and _lowest(after) >= _lowest(before):
+        # same loss, same steps: a better start must reach lower; a later blow-up is the
+        # learning rate's (the re-diagnosis after the steps says so), not the init's
+        return f"the loss reached {g(_lowest(after))}, the unfixed run {g(_lowest(before))}"
     if repair.kind == "head" and not after["relative_decrease"] > before["relative_decrease"]:
         return "the loss did not decrease faster"
     if (repair.kind == "setup" and math.isfinite(base) and final > 1.05 * base
@@ -151,6 +160,8 @@ def _message(title: str, codes: set[str], before: dict[str, Any], after: dict[st
     else:
         parts.append(f"loss after {steps} steps {g(before['loss_after_steps'])} -> "
                      f"{g(after['loss_after_steps'])}")
+        if "init" in codes and _lowest(after) < 0.9 * after["loss_after_steps"]:
+            parts.append(f"lowest {g(_lowest(before))} -> {g(_lowest(after))}")
     return f"{title}: " + ", ".join(parts)
 
 
