@@ -120,6 +120,13 @@ def test_same_batch_order_unused_and_nonfinite_rows() -> None:
     assert f["nonfinite"].evidence["ranks"] == [0, 1]
 
 
+def test_bad_timeout_is_a_clear_error() -> None:
+    from lossdoctor import LossDoctorError, Monitor
+
+    with pytest.raises(LossDoctorError, match="timeout must be a positive number of seconds"):
+        Monitor(nn.Linear(2, 2), timeout=0)
+
+
 def test_wrapper_names_and_no_process_group_on_import() -> None:
     import lossdoctor  # noqa: F401
 

@@ -78,8 +78,9 @@ class Monitor:
             before :class:`~lossdoctor.monitor.distributed.RankFailed` is raised (a rank that
             raised, exited or hangs never leaves the others blocked in the monitor's exchange).
 
-    Under ``torch.distributed`` (a process group of two or more ranks) every rank creates the
-    monitor and calls ``observe`` on every step: the ranks exchange compact statistics on
+    Under ``torch.distributed`` (a process group of two or more ranks) every rank creates and
+    attaches the monitor (attaching creates the monitor's gloo group: a collective) and calls
+    ``observe`` on every step: the ranks exchange compact statistics on
     scheduled steps and on the first one (one ``all_gather`` of a float64 row per rank, see
     :mod:`lossdoctor.monitor.distributed`), run the cross-rank checks, and every finding carries
     the ranks it holds on (``evidence["ranks"]``). Every rank holds the same findings; only rank
@@ -107,6 +108,8 @@ class Monitor:
             raise LossDoctorError(f"every must be >= 1, got {every}")
         if not callable(on_finding) and on_finding not in ("warn", "raise", "ignore"):
             raise LossDoctorError("on_finding must be 'warn', 'raise', 'ignore' or a callable")
+        if not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise LossDoctorError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.model = model
         self.inner = unwrap(model)  # hooks and names see the user's module, not the wrapper
         self._wrapper = wrapper_kind(model)  # a framework callback may name its own wrapper
