@@ -143,7 +143,7 @@ def test_wrapper_names_and_no_process_group_on_import() -> None:
 SCENARIOS = ["healthy", "fsdp-healthy", "accumulate", "not-wrapped", "reinit-after-wrap",
              "nudged-on-one-rank", "no-sampler", "bn-healthy", "bn-unsynced", "no-set-epoch",
              "allreduce-sum", "divide-twice", "unused-param", "diagnose-ddp",
-             "diagnose-raises-on-rank1", "accelerate", "accelerate-unsharded-loader",
+             "diagnose-raises-on-rank1", "accelerate", "accelerate-unsharded-loader", "hf-trainer",
              "nan-on-rank1", "raise-mode", "nan-stop", "raise-on-rank1", "stall-on-rank1"]
 
 
@@ -289,6 +289,18 @@ def test_accelerate_prepared_model(job: list[dict[str, Any]]) -> None:
     assert set(bug["codes"]) == {"ranks-same-batch"}
     assert bug["codes"]["ranks-same-batch"]["evidence"]["ranks"] == [0, 1]
     assert job[1]["accelerate-unsharded-loader"]["codes"] == bug["codes"]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_hugging_face_trainer_under_ddp_through_the_callback(job: list[dict[str, Any]]) -> None:
+    for rank in (0, 1):
+        run = job[rank]["hf-trainer"]
+        assert run["codes"] == {}
+        assert run["extra"] == {"steps": 10, "wrapper": "ddp", "ddp": "DistributedDataParallel",
+                                "layers": ["bert.embeddings.word_embeddings",
+                                           "bert.embeddings.token_type_embeddings",
+                                           "bert.embeddings.position_embeddings"]}
 
 
 @pytest.mark.slow

@@ -251,6 +251,33 @@ def diagnose_raises_on_rank1(rank: int, world: int) -> tuple[None, dict[str, Any
     return None, {"raised": None}
 
 
+def hf_trainer(rank: int, world: int) -> tuple[ld.Report, dict[str, Any]]:
+    """The Hugging Face Trainer (DDP through accelerate) with ``LossDoctorHFCallback``."""
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    from lossdoctor.monitor.hf import LossDoctorHFCallback
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=32, num_labels=3)
+    x = torch.randint(0, 100, (256, 16), generator=torch.Generator().manual_seed(0))
+    data = [{"input_ids": x[i], "labels": x[i, 0] % 3} for i in range(len(x))]
+    cb = LossDoctorHFCallback(every=5, on_finding="ignore")
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, max_steps=10, per_device_train_batch_size=16,
+                                 logging_steps=5, report_to=[], use_cpu=True, save_strategy="no",
+                                 learning_rate=1e-3, disable_tqdm=True)
+        trainer = Trainer(model=BertForSequenceClassification(cfg), args=args,
+                          train_dataset=data, callbacks=[cb])  # type: ignore[arg-type]
+        trainer.train()
+    report = cb.report()
+    assert cb.monitor is not None
+    return report, {"steps": cb.monitor.step, "wrapper": cb.monitor._wrapper,
+                    "ddp": type(trainer.model_wrapped).__name__,
+                    "layers": [layer.name for layer in report.trace.layers][:3]}
+
+
 SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]]]] = {
     "healthy": lambda r, w: train(r, w, diagnose_first=True),
     "healthy-short": lambda r, w: train(r, w, epochs=1, every=2),
@@ -270,6 +297,7 @@ SCENARIOS: dict[str, Callable[[int, int], tuple[ld.Report | None, dict[str, Any]
     "diagnose-raises-on-rank1": diagnose_raises_on_rank1,
     "accelerate": lambda r, w: accelerate_run(r, w, True),
     "accelerate-unsharded-loader": lambda r, w: accelerate_run(r, w, False),
+    "hf-trainer": hf_trainer,
     "nan-on-rank1": lambda r, w: train(r, w, batch_hook=_inf_on_rank1, epochs=1),
     "raise-mode": lambda r, w: run_stopping(r, w, sampler=False, epochs=1, on_finding="raise"),
     "nan-stop": lambda r, w: run_stopping(r, w, batch_hook=_inf_on_rank1, epochs=1,
