@@ -26,6 +26,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/monitor_overhead.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/monitor_overhead_ddp.py
 	$(BIN)/python benchmarks/faults/run.py
 	$(BIN)/python benchmarks/realbugs/run.py
 	$(BIN)/python benchmarks/zoo/run.py

@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 from catalog import CONTROLS, FAULTS
 from click.testing import CliRunner
+from ddp_runs import DDP_RUNS
 from runs import RUNS
 
 from lossdoctor.checks import REGISTRY
-from lossdoctor.checks.catalog import BY_CODE, EXPLAINS_LOSS_ERROR, RULES, Rule, markdown_table
+from lossdoctor.checks.catalog import (
+    BY_CODE,
+    EXPLAINS_LOSS_ERROR,
+    RANKS,
+    RULES,
+    Rule,
+    markdown_table,
+)
 from lossdoctor.cli import main
 from lossdoctor.findings import Finding
 from lossdoctor.repairs.registry import REPAIRS
@@ -57,11 +65,13 @@ def test_every_rule_has_a_fault_and_a_control_scenario() -> None:
         kind, _, name = rule.fault.partition(":")
         if kind == "faults":
             assert name in faults and rule.code in faults[name].expected, rule.code
+        elif kind == "ddp":  # distributed runs (tests/test_distributed.py runs them)
+            assert name in DDP_RUNS, rule.code
         else:
             assert kind == "runs" and name in RUNS, rule.code
         kind, _, name = rule.control.partition(":")
-        assert (kind == "controls" and name in controls) or (kind == "runs" and name in RUNS), \
-            rule.code
+        assert (kind == "controls" and name in controls) or (kind == "runs" and name in RUNS) \
+            or (kind == "ddp" and name in DDP_RUNS), rule.code
 
 
 def test_explains_loss_error_is_derived() -> None:
@@ -74,7 +84,8 @@ def assert_in_catalogue(f: Finding) -> None:
     """A finding's code, severity, evidence keys and lines match its catalogue entry."""
     rule: Rule = BY_CODE[f.code]
     assert f.severity in rule.severities, (f.code, f.severity)
-    assert set(f.evidence) <= set(rule.evidence), (f.code, set(f.evidence) - set(rule.evidence))
+    allowed = set(rule.evidence) | set(RANKS)  # any finding of a distributed run has its ranks
+    assert set(f.evidence) <= allowed, (f.code, set(f.evidence) - allowed)
     assert set(f.evidence.get("lines", {})) <= set(rule.thresholds), f.code
 
 

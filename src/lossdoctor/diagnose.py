@@ -25,6 +25,7 @@ from lossdoctor.probe.guard import untouched
 from lossdoctor.probe.hooks import all_tensors
 from lossdoctor.probe.run import call_model, with_dropout_off
 from lossdoctor.probe.steps import float32_replay, step_stats
+from lossdoctor.probe.wrappers import is_wrapper, unwrap, wrapper_kind
 from lossdoctor.repairs.verify import verify
 from lossdoctor.report import Report
 from lossdoctor.task import TASKS
@@ -162,6 +163,15 @@ def diagnose(
             one step) is left "not verified"; the report's notes say what was skipped. A multiple
             of one training step, ``budget=30 * step_seconds``, keeps the cost predictable.
 
+    Under ``torch.distributed`` (DDP): every rank calls ``diagnose`` with its own batch; the
+    module inside the wrapper is diagnosed on each rank without any DDP collective (nothing
+    passes through DDP's forward, so its reducer and buffers are not touched), then the ranks
+    exchange their findings once and every rank returns the same report, each finding with the
+    ranks it holds on (``evidence["ranks"]``); print it on rank 0. Every rank must call it (the
+    exchange is a collective); a rank whose diagnosis raises tells the others, which raise
+    ``RankFailed`` at once. FSDP-sharded models are refused (each rank holds a shard, not a
+    model to run alone).
+
     Returns:
         A :class:`Report` with the findings and the measured trace.
 
@@ -188,6 +198,33 @@ def diagnose(
         return diagnose_tf(model, inputs, targets, loss_fn, task=task, thresholds=thresholds)
     if not isinstance(model, nn.Module):
         raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if wrapper_kind(model) == "fsdp":
+        raise LossDoctorError(
+            "diagnose cannot run an FSDP-sharded model: each rank holds a shard of every "
+            "parameter, not a model it can run alone; diagnose the model before fully_shard (or "
+            "use lossdoctor.Monitor during training, which works on sharded models)")
+    from lossdoctor.monitor import distributed as dd
+
+    if is_wrapper(model) or dd.active():
+        try:
+            report = _diagnose_checked(unwrap(model), inputs, targets, loss_fn, optimizer, task,
+                                       verify_steps, thresholds, budget)
+        except Exception as e:
+            if dd.active():
+                dd.merge_findings(e)  # the other ranks raise RankFailed instead of waiting
+            raise
+        if dd.active():
+            report = replace(report, findings=dd.merge_findings(report.findings))
+        return report
+    return _diagnose_checked(model, inputs, targets, loss_fn, optimizer, task, verify_steps,
+                             thresholds, budget)
+
+
+def _diagnose_checked(model: nn.Module, inputs: Any, targets: Any,
+                      loss_fn: Callable[[Any, Any], Any] | None,
+                      optimizer: torch.optim.Optimizer | None, task: Task | None,
+                      verify_steps: int, thresholds: Thresholds | None,
+                      budget: float | None) -> Report:
     if not callable(loss_fn):
         raise LossDoctorError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -196,8 +233,8 @@ def diagnose(
     lazy = _lazy(model)
     if lazy:
         case = _materialised(model, inputs, targets, loss_fn, optimizer)
-        report = diagnose(case.model, inputs, targets, case.loss_fn, case.optimizer, task=task,
-                          verify_steps=verify_steps, thresholds=thresholds, budget=budget)
+        report = _diagnose_checked(case.model, inputs, targets, case.loss_fn, case.optimizer,
+                                   task, verify_steps, thresholds, budget)
         note = (f"the model has {len(lazy)} uninitialised lazy parameter(s) ({lazy[0]}, ...): "
                 "diagnosed a copy initialised by one forward pass on the batch from the current "
                 "RNG state; your model is untouched")

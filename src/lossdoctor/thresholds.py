@@ -108,6 +108,18 @@ class Thresholds:
     settled: float = _line(
         0.25, "loss level (over the first) below which rises and swings count as convergence noise",
         "near convergence mini-batch noise alone swings by more than half of a small loss")
+    rank_param_ulps: float = _line(
+        8.0, "difference of a parameter's float64 sum or norm between ranks, in units of its "
+        "dtype's rounding (eps x norm; eps x norm x sqrt(numel) for the sum)",
+        "DDP replicas get the same averaged gradient and the same optimizer step, so they are "
+        "bit-identical (difference 0); 8 ulps of every element still allows a replica that "
+        "differs only by last-bit rounding, while a re-initialised or edited parameter differs by "
+        "orders of magnitude more")
+    world_size_tolerance: float = _line(
+        0.01, "relative distance of the applied-over-averaged gradient factor to N or 1/N",
+        "the factor is a linear identity measured on float32 gradients (rounding ~1e-7): 1% is "
+        "five orders of margin, and a gradient clip lands within 1% of exactly 1/N only by "
+        "coincidence")
 
 
 def describe() -> dict[str, dict[str, Any]]:

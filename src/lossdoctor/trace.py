@@ -328,6 +328,60 @@ class NonfiniteOrigin:
 
 
 @dataclass(frozen=True)
+class RankStats:
+    """What the ranks of a ``torch.distributed`` run exchanged at one step: plain numbers.
+
+    Every per-rank field is a tuple indexed by rank. A parameter's entries are NaN where it was
+    not measured (a sharded FSDP parameter, a gradient not seen).
+
+    Attributes:
+        world: number of ranks.
+        step: the observed step.
+        wrapper: ``ddp``, ``fsdp`` or ``none`` (a plain module under a process group).
+        params: trainable parameters, in the order of the per-parameter tuples.
+        param_sums: float64 sum of each parameter after the step.
+        param_norms: float64 L2 norm of each parameter after the step.
+        param_eps: machine epsilon of each parameter's dtype.
+        param_numel: elements of each parameter.
+        batch: (sum, L2 norm) of the step's input batch, or None when no batch was seen.
+        repeat_period: steps after which the run's first two batches came back in the same order
+            (0: not seen).
+        first_nonfinite: first step whose loss was non-finite (0: none so far).
+        grad_local: a fixed signed projection of the gradient backward produced on the rank,
+            before DDP averaged it (summed over the backward passes of the step).
+        grad_synced: the same projection of ``.grad`` when the optimizer stepped.
+        no_grad: trainable parameters whose ``.grad`` was None when the optimizer stepped.
+        never_grad: parameters with no gradient on every rank at every exchange so far.
+        exchanges: exchanges so far in which the optimizer had stepped.
+        stale: whether stale gradients were seen on the rank (the projections are then mixed).
+        buffers: floating-point buffers (BatchNorm running statistics...), in the order of
+            ``buffer_sums`` / ``buffer_norms``: float64 sum and norm of each as the step's
+            forward began (after DDP's broadcast, when it broadcasts).
+    """
+
+    world: int
+    step: int
+    wrapper: str
+    params: tuple[str, ...]
+    param_sums: tuple[tuple[float, ...], ...]
+    param_norms: tuple[tuple[float, ...], ...]
+    param_eps: tuple[float, ...]
+    param_numel: tuple[int, ...]
+    batch: tuple[tuple[float, float] | None, ...]
+    repeat_period: tuple[int, ...]
+    first_nonfinite: tuple[int, ...]
+    grad_local: tuple[tuple[float, ...], ...]
+    grad_synced: tuple[tuple[float, ...], ...]
+    no_grad: tuple[tuple[str, ...], ...]
+    never_grad: tuple[str, ...] = ()
+    exchanges: int = 0
+    stale: tuple[bool, ...] = ()
+    buffers: tuple[str, ...] = ()
+    buffer_sums: tuple[tuple[float, ...], ...] = ()
+    buffer_norms: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class RunStats:
     """What the monitor kept of a training run, up to the current step.
 
@@ -343,6 +397,7 @@ class RunStats:
         nonfinite_layer: the first layer whose output was non-finite on the step the loss
             turned non-finite (only with ``stop_on_nonfinite``).
         inputs: the input batch of that step.
+        ranks: under torch.distributed, what the ranks exchanged at this step.
     """
 
     step: int
@@ -353,6 +408,7 @@ class RunStats:
     dead_first: tuple[tuple[str, float], ...] = ()
     nonfinite_layer: str | None = None
     inputs: TensorStats | None = None
+    ranks: RankStats | None = None
 
 
 @dataclass(frozen=True)

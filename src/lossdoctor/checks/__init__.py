@@ -19,6 +19,7 @@ from lossdoctor.checks import (  # noqa: F401 - imported to register
     output_range,
     precision,
     prob_loss,
+    ranks,
     reduction,
     regularization,
     saturation,

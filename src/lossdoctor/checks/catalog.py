@@ -16,6 +16,7 @@ from lossdoctor.findings import Severity
 
 STEP = {"step": "observed training step the finding refers to"}
 LINES = {"lines": "the thresholds this finding was judged against, by Thresholds field name"}
+RANKS = {"ranks": "torch.distributed: the ranks the finding holds on"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Rule:
         fault: ``faults:NAME`` (fault benchmark) or ``runs:NAME`` (monitor run) that raises it.
         control: a healthy scenario (``controls:NAME`` or ``runs:NAME``) that must stay quiet.
         explains_loss_error: whether it explains why the loss function itself raised.
+
+    Under ``torch.distributed`` every finding may also carry ``ranks`` (see :data:`RANKS`).
     """
 
     code: str
@@ -211,7 +214,10 @@ RULES: tuple[Rule, ...] = (
          "params_with_nonfinite_grad": "parameters whose gradient is non-finite",
          "masked": "loss and gradients finite: the NaN/Inf never reached them",
          "first_layer": "monitor: first layer whose output was non-finite",
-         "input_nonfinite": "monitor: non-finite input values", **STEP},
+         "input_nonfinite": "monitor: non-finite input values",
+         "ranks": "distributed: the ranks whose loss was non-finite",
+         "first_rank": "distributed: the rank where it started",
+         "rank_steps": "distributed: each rank's first non-finite step (0: none)", **STEP},
         None, "guard the op (log-domain functions, eps in denominators and sqrt), clean the inputs",
         "torch.sqrt(x) where x reaches 0 (gradient 1/(2 sqrt 0) = inf)", "torch.sqrt(x + 1e-12)",
         ("Wardat et al., DeepDiagnosis, ICSE 2022",),
@@ -661,6 +667,107 @@ RULES: tuple[Rule, ...] = (
         None, "halve the learning rate (or add momentum)",
         "SGD at the edge of stability", "SGD(lr / 2)", (),
         "runs:oscillating", "runs:healthy-sgd",
+    ),
+    Rule(
+        "ranks-params-differ", "the ranks' copies of the model differ", ("error",), "run",
+        "Monitor under torch.distributed: each replicated parameter's float64 sum and L2 norm on "
+        "every rank against rank 0's, after the step; fires when one differs by more than "
+        "rank_param_ulps units of its dtype's rounding (sharded FSDP parameters are skipped).",
+        "DDP keeps N identical replicas by broadcasting rank 0's weights once and averaging "
+        "every gradient; replicas that differ train different models, and rank 0's checkpoint "
+        "is not what was trained.",
+        ("rank_param_ulps",),
+        {"params": "first 10 differing parameters", "count": "how many",
+         "max_relative_diff": "largest relative difference", "wrapper": "ddp, fsdp or none",
+         **RANKS, **STEP, **LINES},
+        None, "wrap the model in DDP once, after initialising it; change weights only through "
+        "the optimizer on every rank",
+        "a model trained under a process group without DistributedDataParallel",
+        "model = DistributedDataParallel(model)",
+        ("PyTorch docs: DistributedDataParallel (broadcast at construction, gradient all-reduce)",),
+        "ddp:not-wrapped", "ddp:healthy",
+    ),
+    Rule(
+        "ranks-buffers-differ", "the ranks' running statistics differ", ("warning",), "run",
+        "Monitor under torch.distributed: float64 L2 norm of every floating-point buffer "
+        "(BatchNorm running statistics) as the forward of the measured step begins, after DDP's "
+        "broadcast when it broadcasts; fires when one differs from rank 0's by more than "
+        "rank_param_ulps units of float32 rounding of that norm.",
+        "Each rank then evaluates a different model, and rank 0's checkpoint holds statistics of "
+        "1/N of the data (it matters in eval mode, where they replace the batch statistics).",
+        ("rank_param_ulps",),
+        {"buffers": "first 10 differing buffers", "count": "how many",
+         "max_relative_diff": "largest relative difference of the norm",
+         "wrapper": "ddp, fsdp or none", **RANKS, **STEP, **LINES},
+        None, "DDP's default broadcast_buffers=True, or SyncBatchNorm",
+        "DistributedDataParallel(model, broadcast_buffers=False) with BatchNorm",
+        "DistributedDataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(model))",
+        ("PyTorch docs: DistributedDataParallel broadcast_buffers; torch.nn.SyncBatchNorm",),
+        "ddp:bn-unsynced", "ddp:bn-healthy",
+    ),
+    Rule(
+        "ranks-same-batch", "every rank trains on the same batch", ("warning",), "run",
+        "Monitor under torch.distributed: float64 sum and L2 norm of the batch each rank's "
+        "forward received at the step; fires when two ranks' are identical (different examples "
+        "coincide in both only by accident).",
+        "The all-reduced gradient is then the one-rank gradient: N - 1 ranks compute nothing "
+        "new and the effective batch is N times smaller than configured.",
+        (),
+        {"batch_sum": "the shared batch's sum", "batch_norm": "its norm", **RANKS, **STEP},
+        None, "DistributedSampler(dataset) as the DataLoader's sampler",
+        "DataLoader(dataset, shuffle=True) on every rank with the same seed",
+        "DataLoader(dataset, sampler=DistributedSampler(dataset))",
+        ("PyTorch docs: torch.utils.data.distributed.DistributedSampler",),
+        "ddp:no-sampler", "ddp:healthy",
+    ),
+    Rule(
+        "epochs-same-order", "every epoch repeats the first one's batch order", ("warning",), "run",
+        "Monitor under torch.distributed: fingerprints of every training batch; fires when the "
+        "run's first two batches come back one after the other later in the run (the epoch "
+        "restarted in the same order; a run whose first two batches are equal is not judged).",
+        "DistributedSampler's permutation is seeded by seed + epoch; without set_epoch every "
+        "epoch is the same permutation and SGD loses the reshuffling noise.",
+        (),
+        {"batches_per_epoch": "batches between the repeats", **RANKS, **STEP},
+        None, "sampler.set_epoch(epoch) at the start of every epoch",
+        "DistributedSampler(dataset, shuffle=True) without set_epoch",
+        "for epoch in range(E): sampler.set_epoch(epoch); ...",
+        ("PyTorch docs: DistributedSampler.set_epoch",),
+        "ddp:no-set-epoch", "ddp:healthy",
+    ),
+    Rule(
+        "grad-world-size", "applied gradients are N or 1/N times the ranks' average",
+        ("error",), "run",
+        "Monitor under torch.distributed: a fixed signed projection (32 entries per parameter, "
+        "the same on every rank) of each rank's own gradient in backward and of .grad at the "
+        "optimizer step; the least-squares factor between the applied projection and the "
+        "average of the ranks' fires within world_size_tolerance of N or 1/N, the same on every "
+        "rank (not with stale gradients).",
+        "DDP already averages: a manual all_reduce(SUM) on top multiplies the step by N, a "
+        "second division by the world size divides it by N; either changes the learning rate "
+        "whenever the number of ranks changes.",
+        ("world_size_tolerance",),
+        {"factor": "applied / averaged on rank 0", "factors": "the same per rank",
+         "world": "number of ranks", **RANKS, **STEP, **LINES},
+        None, "remove the manual all_reduce / division: DDP averages the gradients",
+        "loss.backward(); for p in model.parameters(): dist.all_reduce(p.grad)",
+        "loss.backward(); optimizer.step()",
+        ("PyTorch docs: DistributedDataParallel (gradients are averaged across processes)",),
+        "ddp:allreduce-sum", "ddp:healthy",
+    ),
+    Rule(
+        "params-without-grad", "trainable parameters no backward reaches", ("warning",), "run",
+        "Monitor under torch.distributed: trainable parameters whose .grad is None at the "
+        "optimizer step on every rank, at every exchange so far (at least two).",
+        "They never change; under DDP they make it fail (find_unused_parameters=False) or cost a "
+        "graph traversal per step (True).",
+        (),
+        {"params": "first 10 such parameters", "count": "how many",
+         "exchanges": "measured steps that agree", **RANKS, **STEP},
+        None, "use the parameter in forward, or requires_grad_(False)",
+        "a layer built in __init__ and never called in forward",
+        "delete it or freeze it", ("PyTorch docs: DDP find_unused_parameters",),
+        "ddp:unused-param", "ddp:healthy",
     ),
 )
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.distributed as dist
 from transformers import TrainerCallback
 
 from lossdoctor.monitor.monitor import Monitor
+from lossdoctor.probe.wrappers import wrapper_kind
 from lossdoctor.report import Report
 
 
@@ -29,6 +31,10 @@ class LossDoctorHFCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                        optimizer: Any = None, **kwargs: Any) -> None:
         self.monitor = Monitor(model, optimizer, **self.monitor_kwargs)
+        if dist.is_available() and dist.is_initialized() and wrapper_kind(model) == "none":
+            # the Trainer hands callbacks its model unwrapped; under a process group it trains
+            # it wrapped in DistributedDataParallel (every rank attaches)
+            self.monitor._wrapper = "ddp"
         self.monitor.attach()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:

@@ -1,5 +1,9 @@
 """``Monitor``: the one-batch checks on a schedule during real training, plus the dynamics checks.
 
+Under ``torch.distributed`` the ranks also exchange one row of plain numbers on the first and on
+every scheduled step (:mod:`lossdoctor.monitor.distributed`) for the cross-rank checks
+(:mod:`lossdoctor.checks.ranks`); single-process runs never touch that path.
+
 Layer and parameter hooks are registered only for scheduled steps (every ``every`` observed
 steps, armed right after the step before, so the first backward they see is the first one after
 an optimizer step: a gradient already there is stale, a second backward is accumulation); only
@@ -25,9 +29,11 @@ from lossdoctor.checks import run_checks
 from lossdoctor.errors import LossDoctorError
 from lossdoctor.findings import SEVERITY_RANK, Finding
 from lossdoctor.fmt import g
+from lossdoctor.monitor import distributed as dd
 from lossdoctor.probe.hooks import first_tensor, module_hooks
 from lossdoctor.probe.recorder import Recorder
 from lossdoctor.probe.run import tensor_stats
+from lossdoctor.probe.wrappers import clean_name, unwrap, wrapper_kind
 from lossdoctor.report import Report
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import LossStats, RunStats, Trace
@@ -68,6 +74,18 @@ class Monitor:
         loss_fn: ``(output, targets) -> loss``; with it, ``observe(loss, inputs=x, targets=y)``
             runs the full one-batch diagnosis on the first observed step, so the init, the loss
             head and the labels are judged too (not only what the run shows later).
+        timeout: under ``torch.distributed``, seconds an exchange between the ranks may wait
+            before :class:`~lossdoctor.monitor.distributed.RankFailed` is raised (a rank that
+            raised, exited or hangs never leaves the others blocked in the monitor's exchange).
+
+    Under ``torch.distributed`` (a process group of two or more ranks) every rank creates and
+    attaches the monitor (attaching creates the monitor's gloo group: a collective) and calls
+    ``observe`` on every step: the ranks exchange compact statistics on
+    scheduled steps and on the first one (one ``all_gather`` of a float64 row per rank, see
+    :mod:`lossdoctor.monitor.distributed`), run the cross-rank checks, and every finding carries
+    the ranks it holds on (``evidence["ranks"]``). Every rank holds the same findings; only rank
+    0 warns, writes and calls ``on_finding``; ``"raise"`` and ``stop_on_nonfinite`` raise on all
+    ranks at the same step.
     """
 
     def __init__(
@@ -82,6 +100,7 @@ class Monitor:
         writer: Any = None,
         thresholds: Thresholds | None = None,
         loss_fn: Callable[[Any, Any], Any] | None = None,
+        timeout: float = 60.0,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise LossDoctorError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -89,7 +108,12 @@ class Monitor:
             raise LossDoctorError(f"every must be >= 1, got {every}")
         if not callable(on_finding) and on_finding not in ("warn", "raise", "ignore"):
             raise LossDoctorError("on_finding must be 'warn', 'raise', 'ignore' or a callable")
+        if not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise LossDoctorError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.model = model
+        self.inner = unwrap(model)  # hooks and names see the user's module, not the wrapper
+        self._wrapper = wrapper_kind(model)  # a framework callback may name its own wrapper
+        self.timeout = timeout
         # wrappers (accelerate's AcceleratedOptimizer, Lightning's) keep the real one inside
         while optimizer is not None and not hasattr(optimizer, "_optimizer_step_pre_hooks") \
                 and hasattr(optimizer, "optimizer"):
@@ -123,6 +147,24 @@ class Monitor:
         self._reported: set[tuple[str, str]] = set()
         self._bad_layer: list[tuple[str, torch.Tensor]] = []
         self._inputs: Any = None
+        # under torch.distributed (None otherwise)
+        self._x: dd.Exchange | None = None
+        self._params: list[tuple[str, nn.Parameter]] = []
+        self._buffers: list[tuple[str, torch.Tensor]] = []
+        self._buf_fp: torch.Tensor | None = None
+        self._proj: list[dd.Projection] = []
+        self._local_proj: list[torch.Tensor | None] = []
+        self._synced: list[float] | None = None
+        self._no_grad: list[float] = []
+        self._never: set[str] | None = None
+        self._stepped_exchanges = 0
+        self._fps: list[torch.Tensor] = []
+        self._fp_hist: list[tuple[float, float]] = []  # first two batches, then the previous
+        self._fp_last: tuple[float, float] | None = None
+        self._period = 0
+        self._batches = 0
+        self._first_bad = 0
+        self._bad_now = False
 
     # ---------------------------------------------------------------- attach / detach
 
@@ -130,22 +172,53 @@ class Monitor:
         self.attach()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.detach()
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        try:
+            if exc is not None and self._x is not None and not isinstance(
+                    exc, (NonFiniteLoss, FindingRaised, dd.RankFailed)):
+                self._announce_failure()
+        finally:
+            self.detach()
+
+    def _announce_failure(self) -> None:
+        """Join the exchange the other ranks will wait in next, with the raised flag, so they
+        stop at once instead of waiting for the timeout (the monitor's own exceptions are raised
+        on every rank together and need no announcement)."""
+        assert self._x is not None
+        nxt = self.step + 1
+        small = not self._scheduled(nxt) and self.stop_on_nonfinite
+        row = [dd.FLAG_RAISED, float(nxt)]
+        if not small:
+            row += [math.nan] * (self._row_length() - 2)
+        try:
+            self._x.gather(row, f"step {nxt}")
+        except dd.RankFailed:
+            pass  # the others are gone or stuck elsewhere: the original exception goes on
 
     def attach(self) -> None:
         """Register the hooks (idempotent)."""
         if self._stack is not None:
             return
         self._stack = ExitStack()
+        if dd.active():
+            if self._x is None:
+                self._x = dd.Exchange(self.timeout)
+                self._params = dd.trainable(self.inner)
+                self._buffers = dd.float_buffers(self.inner)
+                self._x.check_same_model([n for n, _ in self._params])
+                self._proj = [dd.Projection.for_param(p, i)
+                              for i, (_, p) in enumerate(self._params)]
+            self._handles.append(self.inner.register_forward_pre_hook(self._batch_hook,
+                                                                      with_kwargs=True))
         if self.optimizer is not None:
             self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
             self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
         if self.stop_on_nonfinite:
-            self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
-            for name, m in self.model.named_modules():
+            self._handles.append(self.inner.register_forward_pre_hook(self._root_pre))
+            for name, m in self.inner.named_modules():
                 if not list(m.children()):
-                    self._handles.append(m.register_forward_hook(self._finite_hook(name)))
+                    self._handles.append(m.register_forward_hook(self._finite_hook(
+                        clean_name(name))))
         self._arm()
 
     def detach(self) -> None:
@@ -162,7 +235,7 @@ class Monitor:
     # ---------------------------------------------------------------- hooks
 
     def _scheduled(self, step: int) -> bool:
-        return step % self.every == 0
+        return step % self.every == 0 or (step == 1 and self._x is not None)
 
     def _arm(self) -> None:
         """Prepare recording if the next step is scheduled.
@@ -179,11 +252,12 @@ class Monitor:
             self._rec.reset()
             if self._modules is None:
                 self._modules = ExitStack()
-                self._modules.enter_context(module_hooks(self.model, self._rec))
-                for name, p in self.model.named_parameters():
-                    if p.requires_grad:
-                        h = p.register_hook(self._param_hook(p, name))
-                        self._modules.callback(h.remove)
+                self._modules.enter_context(module_hooks(self.inner, self._rec))
+                for i, (name, p) in enumerate(dd.trainable(self.inner)):
+                    h = p.register_hook(self._param_hook(p, name, i))
+                    self._modules.callback(h.remove)
+            self._local_proj = [None] * len(self._params)
+            self._synced = None
         self._rec.enabled = active
 
     def _unhook_modules(self) -> None:
@@ -202,8 +276,27 @@ class Monitor:
                 self._bad_layer.append((name, (~torch.isfinite(t.detach())).any()))
         return hook
 
-    def _param_hook(self, p: torch.Tensor, name: str) -> Callable[[torch.Tensor], None]:
+    def _batch_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        """Fingerprint every training batch (two float64 numbers left on the device)."""
+        if not module.training or not torch.is_grad_enabled():
+            return
+        x = first_tensor((args, kwargs))
+        if x is not None:
+            self._fps.append(dd.batch_fingerprint(x))
+        if self._rec.enabled and self._buf_fp is None:
+            # buffers as this forward reads them: after DDP broadcast rank 0's (if it does)
+            self._buf_fp = dd.fingerprints([b for _, b in self._buffers])
+
+    def _param_hook(self, p: torch.Tensor, name: str, i: int) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
+            if self._x is not None and self._rec.enabled and not dd.is_sharded(grad):
+                v = self._proj[i](grad)  # the local gradient, before DDP averages it
+                if id(p) not in self._seen and p.grad is not None:
+                    # DDP averages what .grad holds after this backward: an earlier (no_sync)
+                    # micro-batch's gradient is part of it
+                    v = v + self._proj[i](p.grad)
+                prev = self._local_proj[i]
+                self._local_proj[i] = v if prev is None else prev + v
             if id(p) in self._seen:
                 return  # a further backward before the next step: deliberate accumulation
             self._seen.add(id(p))
@@ -214,12 +307,22 @@ class Monitor:
 
     def _pre_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         if self._rec.enabled:
-            self._before = [p.detach().clone() for p in self.model.parameters() if p.dim() >= 2]
+            self._before = [dd.local(p.detach()).clone() for p in self.inner.parameters()
+                            if p.dim() >= 2]
 
     def _post_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         self._stepped_at = self.step + 1  # observe() of this step comes after it
+        if self._x is not None and self._rec.enabled:
+            # the gradient the optimizer applied, after DDP's average; read after the step, as
+            # a closure (Lightning's) runs forward and backward inside optimizer.step()
+            grads = [p.grad for _, p in self._params]
+            vals = [self._proj[i](g) if g is not None and not dd.is_sharded(g)
+                    else torch.tensor(math.nan, dtype=torch.float64)
+                    for i, g in enumerate(grads)]
+            self._synced = torch.stack(vals).tolist() if vals else []
+            self._no_grad = [float(g is None) for g in grads]
         if self._before is not None:
-            weights = [p for p in self.model.parameters() if p.dim() >= 2]
+            weights = [dd.local(p.detach()) for p in self.inner.parameters() if p.dim() >= 2]
             with torch.no_grad():
                 norms = torch.stack([torch.linalg.vector_norm(w0) for w0 in self._before])
                 moved = torch.stack([torch.linalg.vector_norm(w1 - w0)
@@ -246,11 +349,18 @@ class Monitor:
                 and self.loss_fn is not None:
             self._diagnosed = True
             self._first_diagnosis(inputs, targets)
+        self._bad_now = False
         if loss is not None:
             value = loss.detach() if isinstance(loss, torch.Tensor) else loss
             self._pending_losses.append(value)
             if self.stop_on_nonfinite:
                 self._stop_if_nonfinite(value)
+        if self._x is not None and self.stop_on_nonfinite and not self._rec.enabled:
+            # every rank stops at the same step: the flags travel each step (on scheduled steps
+            # in the exchange's row)
+            self._check_flags(self._x.gather(
+                [dd.FLAG_NONFINITE if self._bad_now else dd.FLAG_OK, float(step)],
+                f"step {step}"))
         if self._rec.enabled:
             self._measure()
         if (step + 1) % self.every == 0:
@@ -258,10 +368,14 @@ class Monitor:
 
     def _stop_if_nonfinite(self, value: torch.Tensor | float) -> None:
         if isinstance(value, torch.Tensor):
-            if not bool(torch.isfinite(value).all()):
-                self._raise_nonfinite(float(value.reshape(-1)[0]))
-        elif not math.isfinite(float(value)):
-            self._raise_nonfinite(float(value))
+            bad = not bool(torch.isfinite(value).all())
+        else:
+            bad = not math.isfinite(float(value))
+        if bad and self._x is not None:
+            self._bad_now = True  # raised below, on every rank together
+        elif bad:
+            self._raise_nonfinite(float(value.reshape(-1)[0]) if isinstance(value, torch.Tensor)
+                                  else float(value))
 
     def _first_diagnosis(self, inputs: Any, targets: Any) -> None:
         """``diagnose`` on the first observed batch, without verification; the monitor's own
@@ -312,21 +426,144 @@ class Monitor:
                      else torch.cat([t.reshape(-1)[:1] for t in tensors]))
             values = first.double().tolist()
         read = iter(values)
+        start = len(self.losses)
         self.losses.extend(float(v) if not isinstance(v, torch.Tensor) else next(read)
                            for v in self._pending_losses
                            if not isinstance(v, torch.Tensor) or v.numel())
         self._pending_losses = []
+        if not self._first_bad:
+            self._first_bad = next((start + i + 1 for i, v in enumerate(self.losses[start:])
+                                    if not math.isfinite(v)), 0)
 
-    def _raise_nonfinite(self, value: float) -> None:
+    def _local_nonfinite(self) -> list[Finding]:
         self._flush_losses()
         layer = next((name for name, bad in self._bad_layer if bool(bad)), None)
         inputs = (tensor_stats(self._inputs) if self._inputs is not None
                   and self._inputs.is_floating_point() else None)
-        found = [f for f in run_checks(self._run_trace(nonfinite_layer=layer, inputs=inputs),
-                                       self.thresholds, scopes=("run",))
-                 if f.code == "nonfinite"]
+        return [f for f in run_checks(self._run_trace(nonfinite_layer=layer, inputs=inputs),
+                                      self.thresholds, scopes=("run",))
+                if f.code == "nonfinite"]
+
+    def _raise_nonfinite(self, value: float) -> None:
+        found = self._local_nonfinite()
         self.findings.extend(found)
         raise NonFiniteLoss(found[0].summary if found else f"step {self.step}: loss = {value}")
+
+    # ---------------------------------------------------------------- the ranks
+
+    def _check_flags(self, rows: list[list[float]]) -> None:
+        """Stop every rank together when a row carries the raised or the non-finite flag."""
+        assert self._x is not None
+        raised = [r for r, row in enumerate(rows) if row[0] == dd.FLAG_RAISED]
+        if raised:
+            raise dd.RankFailed(
+                f"rank {', '.join(map(str, raised))} raised an exception before step "
+                f"{int(rows[raised[0]][1])}; every rank stops (its traceback is in its output)")
+        bad = [r for r, row in enumerate(rows) if row[0] == dd.FLAG_NONFINITE]
+        if not bad:
+            return
+        mine = self._local_nonfinite() if self._bad_now else []
+        everyone = self._x.gather_objects(mine, f"step {self.step}")
+        first = next((f for r in bad for f in everyone[r]), None)
+        where = "rank " + ", ".join(map(str, bad))
+        finite = self._x.world - len(bad)
+        origin = (f"on {where} (the first to go non-finite; {finite} other rank(s) still finite)"
+                  if finite else "on every rank at the same step")
+        if first is None:  # no local finding to carry the details: the flag alone
+            raise NonFiniteLoss(f"step {self.step}: the loss became non-finite {origin}.")
+        f = replace(first, where=f"{where}: {first.where}",
+                    summary=f"{first.summary.rstrip('.')} {origin}.",
+                    evidence={**first.evidence, "ranks": bad, "first_rank": bad[0]})
+        self.findings.append(f)
+        raise NonFiniteLoss(f.summary)
+
+    def _row_length(self) -> int:
+        return dd.HEADER + 5 * len(self._params) + 2 * len(self._buffers) + len(dd.CODES)
+
+    def _row(self, found: list[Finding]) -> list[float]:
+        """This rank's numbers for the exchange (one float64 row of fixed length)."""
+        self._flush_fingerprints()
+        sums, norms = dd.param_fingerprints([p for _, p in self._params])
+        nan = math.nan
+        proj = [v for v in self._local_proj if v is not None]
+        local = iter(torch.stack(proj).tolist() if proj else [])
+        local_vals = [next(local) if v is not None else nan for v in self._local_proj]
+        stepped = self._synced is not None
+        batch = self._fp_last or (nan, nan)
+        bufs = (self._buf_fp if self._buf_fp is not None
+                else torch.full((len(self._buffers), 2), nan, dtype=torch.float64))
+        self._buf_fp = None
+        sev: dict[str, int] = {}
+        for f in found:
+            sev[f.code] = max(sev.get(f.code, -1), SEVERITY_RANK[f.severity])
+        row = [dd.FLAG_NONFINITE if self._bad_now else dd.FLAG_OK, float(self.step),
+               float(self._first_bad), batch[0], batch[1], float(self._period),
+               float(bool(self._stale)), float(stepped),
+               self.losses[-1] if self.losses else nan,
+               *sums, *norms, *local_vals,
+               *(self._synced if self._synced is not None else [nan] * len(self._params)),
+               *(self._no_grad if stepped else [0.0] * len(self._params)),
+               *bufs[:, 0].tolist(), *bufs[:, 1].tolist(),
+               *dd.codes_block(sev)]
+        assert len(row) == self._row_length()
+        return row
+
+    def _flush_fingerprints(self) -> None:
+        """Read the batch fingerprints back (one transfer) and look for an epoch that repeats
+        the first one's order: the first two batches coming back one after the other."""
+        if not self._fps:
+            return
+        values = [(a, b) for a, b in torch.stack(self._fps).tolist()]
+        self._fps = []
+        for fp in values:
+            self._batches += 1
+            if len(self._fp_hist) < 2:
+                self._fp_hist.append(fp)
+            elif (not self._period and self._fp_last == self._fp_hist[0]
+                  and fp == self._fp_hist[1] and self._fp_hist[0] != self._fp_hist[1]):
+                self._period = self._batches - 2  # batches per epoch
+            self._fp_last = fp
+
+    def _exchange(self, found: list[Finding], trace: Trace) -> list[Finding]:
+        """Gather the rows, run the cross-rank checks, and give every finding its ranks.
+
+        Returns the same list on every rank: the local findings of the lowest rank that has each
+        (code, where), with ``ranks``, then the cross-rank findings.
+        """
+        assert self._x is not None
+        rows = self._x.gather(self._row(found), f"step {self.step}")
+        self._check_flags(rows)
+        names = [n for n, _ in self._params]
+        stepped = [r for r in rows if r[7]]
+        if stepped:
+            self._stepped_exchanges += 1
+            n = len(names)
+            none_all = {nm for i, nm in enumerate(names)
+                        if all(r[dd.HEADER + 4 * n + i] == 1.0 for r in stepped)}
+            self._never = none_all if self._never is None else self._never & none_all
+        ranks = dd.decode(rows, names, [torch.finfo(p.dtype).eps if p.is_floating_point()
+                                        else 0.0 for _, p in self._params],
+                          [p.numel() for _, p in self._params], self._wrapper,
+                          sorted(self._never or ()), self._stepped_exchanges,
+                          [n for n, _ in self._buffers])
+        rank_trace = replace(trace, run=replace(trace.run, ranks=ranks)) if trace.run else trace
+        cross = [f for f in run_checks(rank_trace, self.thresholds, scopes=("run",))
+                 if "ranks" in f.evidence]
+        merged: list[Finding] = []
+        if any(any(dd.ranks_with(rows, c)) for c in dd.CODES):
+            everyone = self._x.gather_objects(found, f"step {self.step}")
+            keys: dict[tuple[str, str], list[int]] = {}
+            first: dict[tuple[str, str], Finding] = {}
+            for r, fs in enumerate(everyone):
+                for f in fs:
+                    keys.setdefault((f.code, f.where), []).append(r)
+                    first.setdefault((f.code, f.where), f)
+            crossed = {f.code for f in cross}
+            merged = [replace(f, evidence={**f.evidence, "ranks": keys[k]},
+                              summary=f"{f.summary.rstrip('.')} (on rank "
+                                      f"{', '.join(map(str, keys[k]))}).")
+                      for k, f in first.items() if f.code not in crossed]
+        return merged + cross
 
     def _measure(self) -> None:
         self._flush_losses()
@@ -339,8 +576,10 @@ class Monitor:
         for layer in layers:
             if layer.dead_units is not None:
                 self._dead_first.setdefault(layer.name, layer.dead_units)
-        self._stale, self._ratios = [], []
         found = run_checks(trace, self.thresholds, scopes=("layers", "run"))
+        if self._x is not None:
+            found = self._exchange(found, trace)
+        self._stale, self._ratios = [], []
         self._log(layers)
         for f in found:
             self._emit(f)
@@ -368,6 +607,11 @@ class Monitor:
             f = replace(f, summary=f"step {self.step}: {f.summary}",
                         evidence={**f.evidence, "step": self.step})
         self.findings.append(f)
+        if self._x is not None and self._x.rank != 0:
+            # every rank holds the same findings: rank 0 speaks for them, and all ranks raise
+            if self.on_finding == "raise" and f.severity != "info":
+                raise FindingRaised(f)
+            return
         if self.writer is not None:
             self.writer.add_text("lossdoctor/findings", f"{f.severity} {f.code}: {f.summary}",
                                  self.step)

@@ -11,6 +11,7 @@ from torch import nn
 
 from lossdoctor.probe.kinds import fan_in, module_kind
 from lossdoctor.probe.recorder import Recorder
+from lossdoctor.probe.wrappers import clean_name
 
 
 def first_tensor(x: Any) -> torch.Tensor | None:
@@ -78,7 +79,7 @@ def module_hooks(model: nn.Module, rec: Recorder) -> Iterator[None]:
                 handles.append(m.register_forward_hook(_alias_hook(rec)))
             continue
         kind, op = kind_op
-        label = name or type(m).__name__
+        label = clean_name(name) or type(m).__name__
 
         def pre_hook(mod: nn.Module, args: Any, _kind: str = kind, _op: str = op) -> None:
             if not rec.enabled:
