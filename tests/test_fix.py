@@ -88,18 +88,21 @@ def test_cli_fix_prints_both_runs_and_writes_the_script(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_story_1_fix_trains_like_the_story_written_right() -> None:
     """Issue 14's bar: the repaired story 1 reaches >= 90% of its hand-fixed twin's accuracy
-    (He init, zero biases, the story's dropout, SGD at TensorFlow's default 0.01)."""
+    (He init, zero biases, the story's dropout, SGD at TensorFlow's default 0.01). 200 steps:
+    at 100 the two are within float noise of each other (thread count changes the reduction
+    order of a chaotic run: 59.4% vs 60.2% on 1 thread, 50.8% vs 58.6% on 2); at 200 the repair
+    leads on both (78.9% vs 68.8%, 82.0% vs 64.8%)."""
     from twins import story_1 as twin_of_story_1
 
     from lossdoctor.examples import deep_relu
 
-    result = ld.fix(**deep_relu(), steps=100)
+    result = ld.fix(**deep_relu(), steps=200)
     assert [a.repair for a in result.applied] == ["reinit"] and result.clean
     tw = twin_of_story_1()
     report = ld.diagnose(**tw, verify_steps=0)
     assert not report.has("warning"), report.codes  # the twin is healthy: no false alarm
     twin = train(Case(tw["model"], tw["inputs"], tw["targets"], tw["loss_fn"], tw["optimizer"]),
-                 100, report.trace)
+                 200, report.trace)
     assert result.original.accuracy is not None and result.original.accuracy < 0.2
     assert twin.accuracy is not None and result.repaired.accuracy is not None
     assert twin.accuracy > 0.4

@@ -1,7 +1,7 @@
 """Repair benchmark: does ``lossdoctor fix`` make a faulty set-up train like its healthy twin?
 
 For every repairable fault of the benchmark, ``ld.fix`` repairs a copy (every verified fix,
-re-diagnosed until clean) and trains it ``--steps`` steps on the batch; the fault's healthy twin
+re-diagnosed until clean) and trains it ``--steps`` steps (200) on the batch; the fault's healthy twin
 (``twins.py``: the same set-up with the bug fixed by hand) trains the same steps from the same RNG
 state. A fault counts as repaired when the repaired set-up reaches at least 90% of the twin's
 score: accuracy on the batch for classification (per label for multilabel), R^2 for regression.
@@ -13,7 +13,7 @@ The twins are healthy controls too: each is diagnosed, and any warning or error 
 false alarm (listed), except a twin's documented true finding (``twins.KNOWN``: story 2's neuron
 starts confidently wrong by the story's design).
 
-Run: ``python benchmarks/faults/repair.py [--steps 100] [--only NAME ...] [--json PATH]``.
+Run: ``python benchmarks/faults/repair.py [--steps 200] [--only NAME ...] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def evaluate(name: str, steps: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="training steps of each set-up")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of each set-up")
     parser.add_argument("--only", nargs="*", help="fault names to run")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
     args = parser.parse_args()
