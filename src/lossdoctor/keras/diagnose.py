@@ -16,6 +16,7 @@ from lossdoctor.keras.loss import resolve
 from lossdoctor.keras.probe import probe, with_dropout_off
 from lossdoctor.keras.state import untouched
 from lossdoctor.keras.steps import step_stats
+from lossdoctor.keras.verify import REPAIRS, verify_repair
 from lossdoctor.report import Report
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task
@@ -75,11 +76,14 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any, loss_fn: Any = None,
     findings = run_checks(trace, thresholds)
     if trace.loss.error is not None and not any(f.severity == "error" for f in findings):
         raise LossFnError(f"the loss raised {trace.loss.error}")
-    findings = [backend_note(replace(f, fixes=keras_fixes(f, trace, backend)), backend,
+    findings = [backend_note(replace(f, fixes=keras_fixes(f, trace, backend, loss.name)),
+                             backend,
                              trace.notes)
                 for f in findings]
     findings = _verified(model, inputs, targets, loss, optimizer, trace, findings, verify_steps,
                          task, thresholds)
+    findings = _verified_keras(model, inputs, targets, loss, optimizer, trace, findings,
+                               verify_steps, task, thresholds, clock)
     skipped = clock.note()
     if skipped is not None:
         trace = replace(trace, notes=(*trace.notes, skipped))
@@ -95,3 +99,25 @@ def _verified(model: Any, inputs: Any, targets: Any, loss: Any, optimizer: Any, 
     v = verify_reinit(model, inputs, targets, loss, optimizer, trace, findings, steps, task,
                       thresholds)
     return [replace(f, verification=v) if f.code in REINIT_CODES else f for f in findings]
+
+
+def _verified_keras(model: Any, inputs: Any, targets: Any, loss: Any, optimizer: Any,
+                    trace: Any, findings: list[Finding], steps: int, task: Task | None,
+                    thresholds: Thresholds | None, clock: Budget) -> list[Finding]:
+    """Attach the verified loss-head, AdamW and no-decay fixes (one clone per repair)."""
+    if not steps:
+        return findings
+    out = list(findings)
+    for repair in REPAIRS:
+        idx = [i for i, f in enumerate(out) if f.code in repair.codes and f.verification is None]
+        if not idx:
+            continue
+        cost = 3 + (0 if repair.kind == "config" else steps)  # clone + probe (+ steps)
+        if not clock.allows(cost):
+            clock.skipped.append(f"{repair.name} not verified (about {cost} steps' time)")
+            continue
+        v = verify_repair(repair, model, inputs, targets, loss, optimizer, trace, out, idx,
+                          steps, task, thresholds)
+        if v is not None:
+            out = [replace(f, verification=v) if i in idx else f for i, f in enumerate(out)]
+    return out
