@@ -347,15 +347,16 @@ def test_predict_refuses_a_keras_model_and_diagnose_checks_arguments_first() -> 
 
 
 def _compiled(name: str) -> tuple[keras.Model, np.ndarray, np.ndarray]:
-    """A benchmark fault compiled with its loss and optimizer and fitted one step (optimizer
-    slots and the global seed generator exist), as a user's model would be."""
+    """A benchmark fault compiled with its loss and optimizer, the optimizer built (its slots
+    exist) and the global seed generator drawn from, as a user's model would be; the weights
+    are the benchmark's, so are the numbers."""
     sys.path.insert(0, str(ROOT / "benchmarks" / "keras"))
     from keras_scenarios import FAULTS
 
     made = next(sc for sc in FAULTS if sc.name == name).make()
     model, x, y = made["model"], made["inputs"], made["targets"]
     model.compile(loss=made["loss_fn"], optimizer=made["optimizer"])
-    model.fit(x, y, epochs=1, batch_size=len(x), verbose=0)
+    model.optimizer.build(model.trainable_variables)
     keras.random.normal((1,))
     return model, x, y
 
@@ -374,6 +375,9 @@ def _fixed_by_printed_code(code: str, model: keras.Model) -> dict[str, object]:
     ("mse-on-softmax", "mse-on-saturating-output"),
     ("adam-kernel-regularizer", "adam-coupled-l2"),
     ("l2-on-biases", "weight-decay-on-bias"),
+    ("sum-reduction", "sum-reduction"),
+    ("lr-too-high", "lr-too-high"),
+    ("lr-too-low", "lr-too-low"),
 ])
 def test_keras_fixes_verified_on_a_clone_and_the_model_untouched(name: str, code: str) -> None:
     model, x, y = _compiled(name)
@@ -391,7 +395,8 @@ def test_keras_fixes_verified_on_a_clone_and_the_model_untouched(name: str, code
     assert _same(after_fix["variables"], before["variables"])
     assert _same(after_fix["optimizer"], before["optimizer"])
     fixed = scope.get("fixed", model)
-    again = ld.diagnose(fixed, x, y, scope["loss"], scope["optimizer"], verify_steps=0)
+    steps = 20 if code.startswith("lr-") else 0  # the learning-rate checks read steps
+    again = ld.diagnose(fixed, x, y, scope["loss"], scope["optimizer"], verify_steps=steps)
     assert code not in again.codes
     if code == "double-softmax":
         assert scope["loss"].get_config()["from_logits"] is False  # type: ignore[attr-defined]
@@ -413,6 +418,18 @@ def test_keras_fixes_verified_on_a_clone_and_the_model_untouched(name: str, code
     if code == "weight-decay-on-bias":
         assert len(fixed.losses) == 4  # type: ignore[attr-defined]  # the kernels' L2 only
         assert len(model.losses) == 8
+    if code == "sum-reduction":  # SGD lr 0.05, batch 128: the mean with lr 6.4 is the same step
+        assert scope["loss"].get_config()["reduction"] == "sum_over_batch_size"  # type: ignore[attr-defined]
+        assert float(scope["optimizer"].learning_rate) == pytest.approx(0.05 * 128)  # type: ignore[attr-defined]
+        assert v.before["loss_at_init"] == pytest.approx(128 * v.after["loss_at_init"], rel=1e-4)
+    if code in ("lr-too-high", "lr-too-low"):
+        lr = float(scope["optimizer"].learning_rate)  # type: ignore[attr-defined]
+        assert v.before["steps_run"] <= v.after["steps_run"] == 20
+        assert v.after["loss_after_steps"] < 0.5 * v.after["loss_at_init"]
+    if code == "lr-too-high":  # SGD lr 20: nan within 3 steps; measured lr 0.00677: 2.72 -> 0.778
+        assert lr < 0.1 and not math.isfinite(v.before["loss_after_steps"])
+    if code == "lr-too-low":  # SGD lr 1e-7: 2.71 after 20 steps; measured lr 0.00767: -> 0.678
+        assert lr > 1e-3 and v.before["loss_after_steps"] > 0.99 * v.before["loss_at_init"]
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from lossdoctor.keras.loss import KerasLoss
 from lossdoctor.keras.optimizer import learning_rate
 from lossdoctor.keras.state import untouched
 from lossdoctor.keras.steps import clone, fresh_optimizer, train_steps
-from lossdoctor.keras.verify import EXCLUDE, fix_code
+from lossdoctor.keras.verify import EXCLUDE, fix_code, fix_code_with_optimizer, new_lr
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
 
@@ -57,7 +57,8 @@ def reinit_fix(family: str, head: str) -> Fix:
 
 
 def keras_fixes(f: Finding, trace: Trace, backend: str,
-                loss_name: str = "CategoricalCrossentropy") -> tuple[Fix, ...]:
+                loss_name: str = "CategoricalCrossentropy",
+                optimizer: Any = None) -> tuple[Fix, ...]:
     """The Keras form of a finding's fix (the title says the same thing); where it is
     verified on a clone (:mod:`lossdoctor.keras.verify`), the code the clone runs."""
     code = f.code
@@ -89,10 +90,14 @@ def keras_fixes(f: Finding, trace: Trace, backend: str,
         return (Fix("lower the regulariser's coefficient",
                     "kernel_regularizer=keras.regularizers.L2(1e-4)  # typical: 1e-5 .. 1e-3"),)
     if code == "sum-reduction":
+        text = fix_code_with_optimizer(code, f, trace, loss_name, optimizer)
+        if text is not None:
+            return (Fix("average over the batch", text),)
+    if code == "sum-reduction":
         return (Fix("average over the batch",
                     "loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
                     "  # reduction=\"sum_over_batch_size\""),)
-    if code in ("lr-too-high", "lr-too-low"):
+    if code in ("lr-too-high", "lr-too-low"):  # the verified factor replaces it (lr_fix)
         lr = trace.optimizer.groups[0]["lr"] if trace.optimizer is not None else 0.01
         new = lr / 10 if code == "lr-too-high" else lr * 10
         return (Fix(f"learning rate {g(new)}",
@@ -215,3 +220,10 @@ def verify_reinit(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimi
                + ", ".join(parts))
     return Verification("reinit", title, "verified" if ok else "not verified", before_m, after_m,
                         message)
+
+
+def lr_fix(f: Finding, trace: Trace, optimizer: Any) -> Fix | None:
+    """The learning-rate fix the clone ran: scaled towards an update/weight ratio of 1e-3."""
+    text = fix_code_with_optimizer(f.code, f, trace, "", optimizer)
+    lr = new_lr(f, optimizer)
+    return Fix(f"learning rate {g(lr)}", text) if text is not None and lr is not None else None

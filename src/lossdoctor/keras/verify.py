@@ -119,12 +119,17 @@ def kernels_only(layer: Any) -> Any:
     return layer.__class__.from_config(config)
 
 
+def printed(x: float) -> float:
+    """A number as the fix prints it (3 significant digits): the clone uses the same."""
+    return float(f"{x:.3g}")
+
+
 def coupled_decay(trace: Trace) -> float:
     """The coupled L2 coefficient the trace records (2 * l2): AdamW's weight_decay."""
     if trace.optimizer is None:
         return 0.0
-    return max((float(gr["weight_decay"]) for gr in trace.optimizer.groups
-                if gr.get("coupled_l2")), default=0.0)
+    return printed(max((float(gr["weight_decay"]) for gr in trace.optimizer.groups
+                        if gr.get("coupled_l2")), default=0.0))
 
 
 def _adamw(model: Any, loss: KerasLoss, optimizer: Any, trace: Trace, f: Finding) -> Fixed | None:
@@ -157,6 +162,58 @@ def _no_decay_on_bias(model: Any, loss: KerasLoss, optimizer: Any, trace: Trace,
     return Fixed(clone(model, kernels_only if regularized else None), loss, opt)
 
 
+def _float_lr(optimizer: Any) -> float | None:
+    """The optimizer's configured learning rate when it is a number (not a schedule)."""
+    lr = optimizer.get_config().get("learning_rate") if optimizer is not None else None
+    return float(lr) if isinstance(lr, (int, float)) else None
+
+
+def mean_reduction_lr(trace: Trace, optimizer: Any) -> float | None:
+    """The learning rate that keeps an SGD-like step after sum -> mean (x batch); None for the
+    Adam family (scale-free), without an optimizer or with a schedule."""
+    lr = _float_lr(optimizer)
+    if lr is None or (trace.optimizer is not None and trace.optimizer.adam_family):
+        return None
+    return printed(lr * trace.batch_size)
+
+
+def _mean_reduction(model: Any, loss: KerasLoss, optimizer: Any, trace: Trace,
+                    f: Finding) -> Fixed | None:
+    """sum-reduction: the batch mean, the learning rate x batch for SGD-like optimizers."""
+    fn = _keras_loss(loss)
+    if fn is None or loss.reduction != "sum":
+        return None
+    new = type(fn).from_config({**fn.get_config(), "reduction": "sum_over_batch_size"})
+    opt = fresh_optimizer(optimizer)
+    lr = mean_reduction_lr(trace, optimizer)
+    if lr is not None:
+        opt = type(optimizer).from_config({**optimizer.get_config(), "learning_rate": lr})
+    return Fixed(clone(model), resolve(new), opt)
+
+
+def lr_factor(f: Finding) -> float:
+    """As the PyTorch repair: towards an update/weight ratio of 1e-3 (x0.1 / x10 at least)."""
+    from lossdoctor.repairs.registry import _lr_factor
+
+    return _lr_factor(f, f.code == "lr-too-high")
+
+
+def new_lr(f: Finding, optimizer: Any) -> float | None:
+    """The scaled learning rate, None for a schedule or no optimizer."""
+    lr = _float_lr(optimizer)
+    return printed(lr * lr_factor(f)) if lr is not None else None
+
+
+def _scaled_lr(model: Any, loss: KerasLoss, optimizer: Any, trace: Trace,
+               f: Finding) -> Fixed | None:
+    """lr-too-high / lr-too-low: the same optimizer from its config with the scaled rate."""
+    lr = new_lr(f, optimizer)
+    if lr is None:
+        return None
+    opt = type(optimizer).from_config({**optimizer.get_config(), "learning_rate": lr})
+    return Fixed(clone(model), loss, opt)
+
+
 REPAIRS: tuple[KerasRepair, ...] = (
     KerasRepair("probabilities-loss", "head", frozenset({"double-softmax"}),
                 "the same loss with from_logits=False, reading the head's probabilities",
@@ -170,6 +227,13 @@ REPAIRS: tuple[KerasRepair, ...] = (
     KerasRepair("no-decay-groups", "config", frozenset({"weight-decay-on-bias"}),
                 "no regulariser or weight decay on biases and normalisation parameters",
                 _no_decay_on_bias),
+    KerasRepair("mean-reduction", "config", frozenset({"sum-reduction"}),
+                "mean over the batch (learning rate x batch for SGD-like optimizers)",
+                _mean_reduction),
+    KerasRepair("lower-lr", "setup", frozenset({"lr-too-high"}),
+                "learning rate scaled towards an update/weight ratio of 1e-3", _scaled_lr),
+    KerasRepair("raise-lr", "setup", frozenset({"lr-too-low"}),
+                "learning rate scaled towards an update/weight ratio of 1e-3", _scaled_lr),
 )
 
 
@@ -219,7 +283,7 @@ def fix_code(code: str, f: Finding, trace: Trace, loss_name: str) -> str | None:
         wd = coupled_decay(trace)
         return (_NO_L2 + _CLONE.format(fn="no_l2") +
                 "optimizer = keras.optimizers.AdamW.from_config(\n"
-                f"    {{**optimizer.get_config(), \"weight_decay\": {g(wd)}}})  # 2 * l2\n"
+                f"    {{**optimizer.get_config(), \"weight_decay\": {wd:.3g}}})  # 2 * l2\n"
                 + EXCLUDE)
     if code == "weight-decay-on-bias":
         regularized, decayed = bias_penalties(trace)
@@ -231,6 +295,29 @@ def fix_code(code: str, f: Finding, trace: Trace, loss_name: str) -> str | None:
                          + EXCLUDE + "  # before the first step")
         return "\n".join(parts) if parts else None
     return None
+
+
+def fix_code_with_optimizer(code: str, f: Finding, trace: Trace, loss_name: str,
+                            optimizer: Any) -> str | None:
+    """:func:`fix_code` for the fixes whose numbers come from the optimizer's config."""
+    if code == "sum-reduction":
+        text = (f"loss = keras.losses.{loss_name}.from_config(\n"
+                "    {**loss.get_config(), \"reduction\": \"sum_over_batch_size\"})  # the "
+                "batch mean")
+        lr = mean_reduction_lr(trace, optimizer)
+        if lr is not None:
+            text += ("\noptimizer = type(optimizer).from_config(\n"
+                     f"    {{**optimizer.get_config(), \"learning_rate\": {lr:.3g}}})"
+                     f"  # x {trace.batch_size} (the batch): the same step")
+        return text
+    if code in ("lr-too-high", "lr-too-low"):
+        lr = new_lr(f, optimizer)
+        if lr is None:
+            return None
+        return ("optimizer = type(optimizer).from_config(\n"
+                f"    {{**optimizer.get_config(), \"learning_rate\": {lr:.3g}}})"
+                f"  # x {g(lr_factor(f))}: update/weight ratio towards 1e-3")
+    return fix_code(code, f, trace, loss_name)
 
 
 # ------------------------------------------------------------------ the verification
