@@ -48,7 +48,8 @@ class KerasRepair:
     """A Keras fix that runs on a clone.
 
     Attributes:
-        name: as the PyTorch repair of the same fix (``adamw``, ``no-decay-groups``...).
+        name: ``keras-`` and the fix (``keras-adamw``...): not a PyTorch repair's name, so
+            ``lossdoctor fix`` and the fix script never apply a PyTorch repair for it.
         kind: ``head``, ``config`` (as :class:`lossdoctor.repairs.registry.Repair`).
         codes: the finding codes it answers.
         title: one line.
@@ -215,24 +216,24 @@ def _scaled_lr(model: Any, loss: KerasLoss, optimizer: Any, trace: Trace,
 
 
 REPAIRS: tuple[KerasRepair, ...] = (
-    KerasRepair("probabilities-loss", "head", frozenset({"double-softmax"}),
+    KerasRepair("keras-probabilities-loss", "head", frozenset({"double-softmax"}),
                 "the same loss with from_logits=False, reading the head's probabilities",
                 _probabilities_loss),
-    KerasRepair("cross-entropy", "head", frozenset({"mse-on-saturating-output"}),
+    KerasRepair("keras-cross-entropy", "head", frozenset({"mse-on-saturating-output"}),
                 "cross-entropy on the softmax/sigmoid head instead of squared error",
                 _cross_entropy),
-    KerasRepair("adamw", "config", frozenset({"adam-coupled-l2"}),
+    KerasRepair("keras-adamw", "config", frozenset({"adam-coupled-l2"}),
                 "AdamW with the coupled L2 as weight_decay, no weight regularisers",
                 _adamw),
-    KerasRepair("no-decay-groups", "config", frozenset({"weight-decay-on-bias"}),
+    KerasRepair("keras-no-decay", "config", frozenset({"weight-decay-on-bias"}),
                 "no regulariser or weight decay on biases and normalisation parameters",
                 _no_decay_on_bias),
-    KerasRepair("mean-reduction", "config", frozenset({"sum-reduction"}),
+    KerasRepair("keras-mean-reduction", "config", frozenset({"sum-reduction"}),
                 "mean over the batch (learning rate x batch for SGD-like optimizers)",
                 _mean_reduction),
-    KerasRepair("lower-lr", "setup", frozenset({"lr-too-high"}),
+    KerasRepair("keras-lower-lr", "setup", frozenset({"lr-too-high"}),
                 "learning rate scaled towards an update/weight ratio of 1e-3", _scaled_lr),
-    KerasRepair("raise-lr", "setup", frozenset({"lr-too-low"}),
+    KerasRepair("keras-raise-lr", "setup", frozenset({"lr-too-low"}),
                 "learning rate scaled towards an update/weight ratio of 1e-3", _scaled_lr),
 )
 
