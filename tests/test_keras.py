@@ -477,3 +477,18 @@ def test_optimizer_weight_decay_on_biases_fix_excludes_them_on_a_fresh_optimizer
     fixed = scope["optimizer"]
     assert fixed is not opt and not fixed._use_weight_decay(model.layers[0].bias)  # type: ignore[attr-defined]
     assert fixed._use_weight_decay(model.layers[0].kernel)  # type: ignore[attr-defined]
+
+
+def test_dead_relu_reinit_verified_on_a_clone() -> None:
+    model, x, y = _compiled("dead-relu")  # biases at -20: every hidden unit dead
+    before = _state(model)
+    report = ld.diagnose(model, x, y)
+    assert _same(_state(model), before)
+    dead = [f for f in report.findings if f.code == "dead-relu"]
+    assert dead and all(f.verification is not None for f in dead)
+    v = dead[0].verification
+    assert v is not None and v.status == "verified", v
+    assert 'config["bias_initializer"] = "zeros"' in dead[0].fixes[0].code
+    # measured: the unfixed clone stays at ln 10 (2.30) for 20 steps, the re-initialised 0.0563
+    assert v.before["loss_after_steps"] == pytest.approx(math.log(10), abs=0.05)
+    assert v.after["loss_after_steps"] < 0.5 and "dead-relu" not in v.after["all_codes"]

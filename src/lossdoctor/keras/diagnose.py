@@ -23,6 +23,9 @@ from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import Task
 
 REINIT_CODES = frozenset({"init-loss-high", "signal-exploding", "signal-vanishing"})
+# the findings whose printed fix is the re-initialisation (keras_fixes): its verification answers
+# them too, and is run for them
+REINIT_ANSWERS = REINIT_CODES | {"grad-exploding", "grad-vanishing", "dead-relu"}
 
 
 def diagnose_keras(model: Any, inputs: Any, targets: Any, loss_fn: Any = None,
@@ -96,11 +99,11 @@ def _verified(model: Any, inputs: Any, targets: Any, loss: Any, optimizer: Any, 
               findings: list[Finding], steps: int, task: Task | None,
               thresholds: Thresholds | None) -> list[Finding]:
     """Attach the verified re-initialisation to the findings it answers."""
-    if not steps or not any(f.code in REINIT_CODES and f.severity != "info" for f in findings):
+    if not steps or not any(f.code in REINIT_ANSWERS and f.severity != "info" for f in findings):
         return findings
     v = verify_reinit(model, inputs, targets, loss, optimizer, trace, findings, steps, task,
                       thresholds)
-    return [replace(f, verification=v) if f.code in REINIT_CODES else f for f in findings]
+    return [replace(f, verification=v) if f.code in REINIT_ANSWERS else f for f in findings]
 
 
 def _verified_keras(model: Any, inputs: Any, targets: Any, loss: Any, optimizer: Any,
@@ -113,10 +116,10 @@ def _verified_keras(model: Any, inputs: Any, targets: Any, loss: Any, optimizer:
     if not steps:
         return findings
     out = list(findings)
-    reinit = any(f.code in REINIT_CODES and f.severity != "info" for f in findings)
+    reinit = any(f.code in REINIT_ANSWERS and f.severity != "info" for f in findings)
     symptoms: set[int] = set()
     for cause in find_causes(findings, trace):
-        if repair_for(cause.root.code) is None and cause.root.code not in REINIT_CODES:
+        if repair_for(cause.root.code) is None and cause.root.code not in REINIT_ANSWERS:
             continue
         symptoms |= {s.index for s in cause.symptoms
                      if repair_for(s.finding.code) is not None and s.finding.code != cause.root.code}

@@ -207,7 +207,9 @@ def verify_reinit(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimi
                "all_codes": sorted({f.code for f in after_findings})}
     # the consequence decides, as for the PyTorch repair: the clone ends below the unfixed run
     better = not math.isfinite(base_losses[-1]) or fixed_losses[-1] < base_losses[-1]
-    ok = ({"init-loss-high", "signal-exploding"} & codes).isdisjoint(left) \
+    answered = {"init-loss-high", "signal-exploding", "signal-vanishing", "grad-exploding",
+                "grad-vanishing", "dead-relu"} & codes  # what the re-initialisation answers
+    ok = answered.isdisjoint(left) \
         and math.isfinite(fixed_losses[-1]) and better \
         and not any(f.severity == "error" for f in after_findings)
     parts = [f"loss at init {g(trace.loss.value)} -> {g(after.loss.value)}"]
