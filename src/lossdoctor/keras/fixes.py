@@ -69,7 +69,9 @@ def keras_fixes(f: Finding, trace: Trace, backend: str,
         act = f.evidence.get("output_op", "softmax")
         return (Fix(f"keep the {act} head and let the loss read probabilities "
                     f"(from_logits=False), or drop the {act} and keep from_logits=True",
-                    fix_code(code, f, trace, loss_name) or ""),)
+                    fix_code(code, f, trace, loss_name) or
+                    "loss = keras.losses.CategoricalCrossentropy(from_logits=False)\n"
+                    "# or: keras.layers.Dense(K)  # logits, with from_logits=True"),)
     if code == "mse-on-saturating-output":
         text = fix_code(code, f, trace, loss_name)
         if text is not None:

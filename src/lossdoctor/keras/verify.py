@@ -21,7 +21,7 @@ from typing import Any, cast
 from lossdoctor.checks import run_checks
 from lossdoctor.findings import Finding, Verification
 from lossdoctor.fmt import g
-from lossdoctor.keras.loss import KerasLoss, resolve
+from lossdoctor.keras.loss import _KINDS, KerasLoss, resolve
 from lossdoctor.keras.optimizer import learning_rate
 from lossdoctor.keras.state import untouched
 from lossdoctor.keras.steps import clone, fresh_optimizer, train_steps
@@ -31,6 +31,7 @@ from lossdoctor.trace import StepStats, Task, Trace
 
 NO_DECAY = ("bias", "gamma", "beta")  # the names exclude_from_weight_decay is given
 EXCLUDE = "optimizer.exclude_from_weight_decay(var_names=[\"bias\", \"gamma\", \"beta\"])"
+LOSS_CLASSES = frozenset(_KINDS)  # the Keras loss classes whose config the fixes change
 _BIAS_REGULARIZERS = ("bias_regularizer", "beta_regularizer", "gamma_regularizer")
 
 
@@ -268,6 +269,8 @@ def fix_code(code: str, f: Finding, trace: Trace, loss_name: str) -> str | None:
     """The Keras code of the repair for ``code`` (what the clone does), None without one."""
     if code == "double-softmax":
         act = f.evidence.get("output_op", "softmax")
+        if loss_name not in LOSS_CLASSES:
+            return None  # a hand-written loss: no mechanical from_logits to change
         return (f"loss = keras.losses.{loss_name}.from_config(\n"
                 f"    {{**loss.get_config(), \"from_logits\": False}})  # reads the {act}'s "
                 "probabilities\n"
@@ -302,6 +305,8 @@ def fix_code_with_optimizer(code: str, f: Finding, trace: Trace, loss_name: str,
                             optimizer: Any) -> str | None:
     """:func:`fix_code` for the fixes whose numbers come from the optimizer's config."""
     if code == "sum-reduction":
+        if loss_name not in LOSS_CLASSES:
+            return None
         text = (f"loss = keras.losses.{loss_name}.from_config(\n"
                 "    {**loss.get_config(), \"reduction\": \"sum_over_batch_size\"})  # the "
                 "batch mean")
