@@ -4,11 +4,12 @@ repairs are (:mod:`lossdoctor.repairs.verify`).
 Each repair builds exactly what its printed fix says (:func:`fix_code`): a ``clone_model`` clone
 (``set_weights`` from the user's model, a ``clone_function`` where layers change), the loss and a
 fresh optimizer ``from_config``. The clone is re-measured by the same probe; a ``config`` repair
-(AdamW, no decay on biases: findings read from the configuration) is judged by that re-diagnosis
-alone, a ``head`` repair (the loss reads what the head returns) must also make its loss decrease
-faster over as many steps as the probe steps ran. When the TensorFlow backend already recovered
-the logits from a softmax fed to ``from_logits=True`` (and warned), the loss trained on is the
-same: the fix is judged as a set-up change (it must not learn slower).
+(AdamW, no decay on biases, mean reduction: findings read from the configuration) is judged by
+that re-diagnosis alone, a ``head`` repair (the loss reads what the head returns) must also make
+its loss decrease faster over as many steps as the probe steps ran, a ``setup`` repair (the
+learning rate) must clear its finding after those steps and not learn slower. When the
+TensorFlow backend already recovered the logits from a softmax fed to ``from_logits=True`` (and
+warned), the loss trained on is the same: the fix is judged as a set-up change.
 """
 
 from __future__ import annotations
