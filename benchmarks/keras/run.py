@@ -2,7 +2,8 @@
 
 Scores as ``benchmarks/faults/run.py``: recall (an expected code reported, any severity), top-1
 (the first cause's root is an expected code), false alarms (a control with any warning or error),
-verified fixes. Run once per backend::
+verified fixes (faults whose expected finding carries a fix verified on a clone). Run once per
+backend::
 
     KERAS_BACKEND=tensorflow python benchmarks/keras/run.py
     KERAS_BACKEND=torch python benchmarks/keras/run.py
@@ -65,11 +66,13 @@ def main() -> None:
         "controls": len(controls), "recall": len(detected) / len(faults),
         "top1_cause_precision": sum(r["top1_cause"] for r in detected) / max(len(detected), 1),
         "false_alarms": sum(r["loud"] for r in controls),
+        "verified_fixes": sum(r["verified"] for r in faults),
         "seconds": round(sum(r["seconds"] for r in faults + controls), 1),
     }
     for r in faults:
         mark = "ok " if r["detected"] else "MISS"
-        print(f"{mark} fault   {r['name']:28} {', '.join(r['found']) or r['error']}")
+        fixed = " (fix verified)" if r["verified"] else ""
+        print(f"{mark} fault   {r['name']:28} {', '.join(r['found']) or r['error']}{fixed}")
     for r in controls:
         mark = "ALARM" if r["loud"] else "ok "
         print(f"{mark} control {r['name']:28} {', '.join(r['found']) or r['error'] or '-'}")

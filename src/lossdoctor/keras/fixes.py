@@ -1,6 +1,7 @@
 """Fixes in the user's framework: each finding's fix rewritten as Keras code, and the
 re-initialisation verified on a clone (``clone_model`` with the fixed initialisers, a fresh
-optimizer from its config), re-measured by the same probe and trained on the same batch."""
+optimizer from its config), re-measured by the same probe and trained on the same batch. The
+loss-head, AdamW and no-decay fixes are verified by :mod:`lossdoctor.keras.verify`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lossdoctor.keras.loss import KerasLoss
 from lossdoctor.keras.optimizer import learning_rate
 from lossdoctor.keras.state import untouched
 from lossdoctor.keras.steps import clone, fresh_optimizer, train_steps
+from lossdoctor.keras.verify import EXCLUDE, fix_code, fix_code_with_optimizer, new_lr
 from lossdoctor.thresholds import Thresholds
 from lossdoctor.trace import StepStats, Task, Trace
 
@@ -54,43 +56,50 @@ def reinit_fix(family: str, head: str) -> Fix:
                _REINIT.format(init=init, why=_WHY[init], head=head))
 
 
-def keras_fixes(f: Finding, trace: Trace, backend: str) -> tuple[Fix, ...]:
-    """The Keras form of a finding's fix (the title says the same thing)."""
+def keras_fixes(f: Finding, trace: Trace, backend: str,
+                loss_name: str = "CategoricalCrossentropy",
+                optimizer: Any = None) -> tuple[Fix, ...]:
+    """The Keras form of a finding's fix (the title says the same thing); where it is
+    verified on a clone (:mod:`lossdoctor.keras.verify`), the code the clone runs."""
     code = f.code
     if code in ("init-loss-high", "signal-exploding", "signal-vanishing", "grad-exploding",
                 "grad-vanishing", "dead-relu"):
         return (reinit_fix(activation_family(trace), head_name(trace)),)
     if code == "double-softmax":
-        return (Fix("keep the softmax head and let the loss read probabilities (or drop the "
-                    "softmax and keep from_logits=True)",
+        act = f.evidence.get("output_op", "softmax")
+        return (Fix(f"keep the {act} head and let the loss read probabilities "
+                    f"(from_logits=False), or drop the {act} and keep from_logits=True",
+                    fix_code(code, f, trace, loss_name) or
                     "loss = keras.losses.CategoricalCrossentropy(from_logits=False)\n"
                     "# or: keras.layers.Dense(K)  # logits, with from_logits=True"),)
     if code == "mse-on-saturating-output":
+        text = fix_code(code, f, trace, loss_name)
+        if text is not None:
+            return (Fix(f"cross-entropy on the {f.evidence.get('output_op')} head", text),)
         return (Fix("cross-entropy on the softmax/sigmoid head",
                     "model.compile(loss=keras.losses.CategoricalCrossentropy(), optimizer=opt)"
                     "  # one-hot targets\n# sigmoid head: keras.losses.BinaryCrossentropy()"),)
     if code == "adam-coupled-l2":
-        wd = max((grp["weight_decay"] for grp in trace.optimizer.groups), default=0.0) \
-            if trace.optimizer is not None else 0.0
         return (Fix("decoupled weight decay: AdamW, no kernel_regularizer",
-                    "# drop kernel_regularizer=keras.regularizers.L2(...) from the layers\n"
-                    f"optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay={g(wd)})\n"
-                    "optimizer.exclude_from_weight_decay(var_names=[\"bias\", \"gamma\", "
-                    "\"beta\"])"),)
+                    fix_code(code, f, trace, loss_name) or ""),)
     if code == "weight-decay-on-bias":
+        text = fix_code(code, f, trace, loss_name)
         return (Fix("regularise kernels only",
+                    text if text is not None else
                     "keras.layers.Dense(units, kernel_regularizer=keras.regularizers.L2(l2))"
-                    "  # no bias_regularizer\n"
-                    "optimizer.exclude_from_weight_decay(var_names=[\"bias\", \"gamma\", "
-                    "\"beta\"])  # for weight_decay="),)
+                    "  # no bias_regularizer\n" + EXCLUDE + "  # for weight_decay="),)
     if code == "regularization-dominates":
         return (Fix("lower the regulariser's coefficient",
                     "kernel_regularizer=keras.regularizers.L2(1e-4)  # typical: 1e-5 .. 1e-3"),)
     if code == "sum-reduction":
+        text = fix_code_with_optimizer(code, f, trace, loss_name, optimizer)
+        if text is not None:
+            return (Fix("average over the batch", text),)
+    if code == "sum-reduction":
         return (Fix("average over the batch",
                     "loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
                     "  # reduction=\"sum_over_batch_size\""),)
-    if code in ("lr-too-high", "lr-too-low"):
+    if code in ("lr-too-high", "lr-too-low"):  # the verified factor replaces it (lr_fix)
         lr = trace.optimizer.groups[0]["lr"] if trace.optimizer is not None else 0.01
         new = lr / 10 if code == "lr-too-high" else lr * 10
         return (Fix(f"learning rate {g(new)}",
@@ -200,7 +209,9 @@ def verify_reinit(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimi
                "all_codes": sorted({f.code for f in after_findings})}
     # the consequence decides, as for the PyTorch repair: the clone ends below the unfixed run
     better = not math.isfinite(base_losses[-1]) or fixed_losses[-1] < base_losses[-1]
-    ok = ({"init-loss-high", "signal-exploding"} & codes).isdisjoint(left) \
+    answered = {"init-loss-high", "signal-exploding", "signal-vanishing", "grad-exploding",
+                "grad-vanishing", "dead-relu"} & codes  # what the re-initialisation answers
+    ok = answered.isdisjoint(left) \
         and math.isfinite(fixed_losses[-1]) and better \
         and not any(f.severity == "error" for f in after_findings)
     parts = [f"loss at init {g(trace.loss.value)} -> {g(after.loss.value)}"]
@@ -213,3 +224,10 @@ def verify_reinit(model: Any, inputs: Any, targets: Any, loss: KerasLoss, optimi
                + ", ".join(parts))
     return Verification("reinit", title, "verified" if ok else "not verified", before_m, after_m,
                         message)
+
+
+def lr_fix(f: Finding, trace: Trace, optimizer: Any) -> Fix | None:
+    """The learning-rate fix the clone ran: scaled towards an update/weight ratio of 1e-3."""
+    text = fix_code_with_optimizer(f.code, f, trace, "", optimizer)
+    lr = new_lr(f, optimizer)
+    return Fix(f"learning rate {g(lr)}", text) if text is not None and lr is not None else None
