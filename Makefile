@@ -28,6 +28,9 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/monitor_overhead.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/monitor_overhead_ddp.py
 	$(BIN)/python benchmarks/faults/run.py
+	$(BIN)/python benchmarks/faults/repair.py
+	KERAS_BACKEND=tensorflow $(BIN)/python benchmarks/keras/run.py
+	KERAS_BACKEND=torch $(BIN)/python benchmarks/keras/run.py
 	$(BIN)/python benchmarks/realbugs/run.py
 	$(BIN)/python benchmarks/zoo/run.py
 
