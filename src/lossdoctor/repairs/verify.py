@@ -179,6 +179,8 @@ def verify(case: Case, trace: Trace, findings: list[Finding], steps: int,
     judged_by_cause = _symptoms_of_repairable_causes(findings, trace)
     for i, f in enumerate(findings):
         repair = repair_for(f)
+        if f.code == "lr-too-high" and f.severity == "info":
+            continue  # large steps that still descend: a lower rate is advice, training slower
         if repair is not None and f.severity in LOUD + ("info",) and i not in judged_by_cause:
             todo.setdefault(repair.name, (repair, []))[1].append(i)
     if not todo:
