@@ -107,3 +107,24 @@ def test_story_1_fix_trains_like_the_story_written_right() -> None:
     assert twin.accuracy is not None and result.repaired.accuracy is not None
     assert twin.accuracy > 0.4
     assert result.repaired.accuracy >= 0.9 * twin.accuracy
+
+
+def test_train_scores_regression_by_r2_and_multilabel_per_label() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x @ torch.randn(4, 2)
+    model = nn.Linear(4, 2)
+    case = Case(model, x, y, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1))
+    t = train(case, 50, ld.diagnose(**case.__dict__, verify_steps=0).trace)
+    with torch.no_grad():
+        out = model(x).double()
+    yd = y.double()
+    expected = 1 - float(((out - yd) ** 2).sum() / ((yd - yd.mean(0)) ** 2).sum())
+    assert t.accuracy is None and t.r2 == pytest.approx(expected, rel=1e-9) and t.r2 > 0.9
+    logits = nn.Linear(4, 3)
+    labels = (torch.randn(64, 3) > 0).float()
+    case = Case(logits, x, labels, nn.BCEWithLogitsLoss(), None)
+    t = train(case, 1, ld.diagnose(**case.__dict__, verify_steps=0).trace)
+    with torch.no_grad():
+        share = float(((logits(x) > 0) == (labels > 0.5)).float().mean())
+    assert t.r2 is None and t.accuracy == pytest.approx(share)
