@@ -21,19 +21,12 @@ import scenarios as s
 import torch
 from torch import nn
 
-from lossdoctor.examples import digits, mlp
+from lossdoctor.examples import digits, he_init, mlp
 
 
 def story_1() -> s.Case:
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    model = mlp([64] + [750] * 6 + [10], nn.ReLU, 0.5)
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g)
-                               * (2.0 / m.in_features) ** 0.5)
-                m.bias.zero_()
+    model = he_init(mlp([64] + [750] * 6 + [10], nn.ReLU, 0.5), torch.Generator().manual_seed(0))
     x, y = digits(seed=0)
     return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
             "optimizer": torch.optim.SGD(model.parameters(), lr=0.01)}

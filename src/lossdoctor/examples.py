@@ -50,6 +50,17 @@ def mlp(widths: list[int], act: type[nn.Module], dropout: float) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+def he_init(model: nn.Module, g: torch.Generator) -> nn.Module:
+    """He init (std sqrt(2 / fan_in)) for every ``nn.Linear``, zero biases, drawn from ``g``."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g)
+                               * (2.0 / m.in_features) ** 0.5)
+                m.bias.zero_()
+    return model
+
+
 def deep_relu(seed: int = 0) -> dict[str, Any]:
     """Story 1: 64 -> [750]*6 -> 10, ReLU, trunc-normal(0.5) weights and biases, dropout 0.5.
 
@@ -69,14 +80,8 @@ def deep_relu(seed: int = 0) -> dict[str, Any]:
 
 def healthy_mlp(seed: int = 0) -> dict[str, Any]:
     """The story-1 network with He init and zero biases (no dropout): the control."""
-    g = torch.Generator().manual_seed(seed)
-    model = mlp([64] + [750] * 6 + [10], nn.ReLU, 0.0)
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g)
-                               * (2.0 / m.in_features) ** 0.5)
-                m.bias.zero_()
+    model = he_init(mlp([64] + [750] * 6 + [10], nn.ReLU, 0.0),
+                    torch.Generator().manual_seed(seed))
     x, y = digits(seed=seed)
     return {"model": model, "inputs": x, "targets": y, "loss_fn": nn.CrossEntropyLoss(),
             "optimizer": torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)}
